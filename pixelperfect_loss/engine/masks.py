@@ -1,0 +1,112 @@
+"""Spatial strength masks: where, and how strongly, a distortion is applied.
+
+:func:`random_masks` draws one (N, 1, H, W) map in [0, 1] per sample from several
+families, so that a model trained on them learns *where* as well as *what*.
+Masks reach exact 0 and exact 1 (soft edges are squashed at their tails), so
+that pixels outside a mask are untouched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Mask families and their sampling probabilities.
+FAMILIES: tuple[str, ...] = ("full", "field", "blobs", "planes")
+_PROBS = (0.3, 0.25, 0.25, 0.2)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    dev = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64)
+
+
+def _squash(m: Tensor) -> Tensor:
+    return ((m - 0.05) / 0.9).clamp(0, 1)
+
+
+def _coords(n: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    s = max(h, w)
+    yy = (torch.arange(h, dtype=torch.float64) + 0.5 - h / 2) / s
+    xx = (torch.arange(w, dtype=torch.float64) + 0.5 - w / 2) / s
+    return yy.view(1, 1, h, 1).expand(n, 1, h, w), xx.view(1, 1, 1, w).expand(n, 1, h, w)
+
+
+def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+    """Smooth random fields: coarse uniform noise upsampled bicubically, then a soft threshold.
+
+    Example:
+        >>> m = field_masks(2, 32, 48, torch.Generator().manual_seed(0))
+        >>> m.shape, bool(m.min() >= 0), bool(m.max() <= 1)
+        (torch.Size([2, 1, 32, 48]), True, True)
+    """
+    cells = 2 + int(_rand((1,), generator).item() * 5)
+    coarse = _rand((n, 1, cells, cells), generator)
+    f = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)
+    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)
+    return _squash(torch.sigmoid((f - thr) * sharp))
+
+
+def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+    """One to three soft ellipses at random places, sizes and orientations.
+
+    Example:
+        >>> blob_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
+        torch.Size([1, 1, 32, 32])
+    """
+    yy, xx = _coords(n, h, w)
+    out = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    count = 1 + (_rand((n, 1, 1, 1), generator) * 3).floor()
+    for i in range(3):
+        p = _rand((6, n, 1, 1, 1), generator)
+        cy, cx = (p[0] - 0.5) * h / max(h, w), (p[1] - 0.5) * w / max(h, w)
+        ay, ax = 0.1 + 0.35 * p[2], 0.1 + 0.35 * p[3]
+        th = p[4] * math.pi
+        dy, dx = yy - cy, xx - cx
+        u = dx * torch.cos(th) + dy * torch.sin(th)
+        v = -dx * torch.sin(th) + dy * torch.cos(th)
+        r = torch.sqrt((u / ax) ** 2 + (v / ay) ** 2)
+        blob = torch.sigmoid((1.0 - r) * (4.0 + 12.0 * p[5]))
+        out = torch.where(count > i, torch.maximum(out, blob), out)
+    return _squash(out)
+
+
+def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+    """Soft half-planes (a ramp across the image) and soft bands, at random angles.
+
+    Example:
+        >>> plane_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
+        torch.Size([1, 1, 32, 32])
+    """
+    yy, xx = _coords(n, h, w)
+    p = _rand((5, n, 1, 1, 1), generator)
+    th = p[0] * 2 * math.pi
+    d = xx * torch.cos(th) + yy * torch.sin(th) - (p[1] - 0.5) * 0.6
+    sharp = 4.0 + 30.0 * p[2]
+    half = torch.sigmoid(d * sharp)
+    width = 0.05 + 0.25 * p[3]
+    band = torch.sigmoid((width - d.abs()) * sharp)
+    return _squash(torch.where(p[4] < 0.5, half, band))
+
+
+def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
+                 *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """One strength mask per sample, (N, 1, H, W) in [0, 1], its family drawn at random.
+
+    Example:
+        >>> m = random_masks(4, 16, 16, torch.Generator().manual_seed(0))
+        >>> m.shape, m.dtype
+        (torch.Size([4, 1, 16, 16]), torch.float32)
+    """
+    cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
+    family = torch.searchsorted(cum[:-1], _rand((n,), generator).cpu(), right=True)
+    out = torch.ones(n, 1, h, w, dtype=torch.float64)
+    for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):
+        idx = (family == i).nonzero().flatten()
+        if len(idx):
+            out[idx] = make(len(idx), h, w, generator)
+    return out.to(device=device, dtype=dtype)

@@ -1,0 +1,376 @@
+"""Distortion operators: one function per operator, batched, on the input's device.
+
+Every operator has the signature ``op(x, t, generator=None) -> Tensor`` with
+``x`` of shape (N, 3, H, W) in [0, 1] and ``t`` a per-sample strength of shape (N,).
+One-sided operators (blur, sharpen, noise, jpeg) take ``t`` in [0, 1]; the colour
+and tone operators are two-sided and take ``t`` in [-1, 1], its sign being the
+direction of the channel (see :mod:`pixelperfect_loss.channels`).
+``t = 0`` is the exact identity and ``|t| = 1`` is severe, calibrated to about the
+strongest level of the KADID-10k distortion set (the constant of each operator is
+given in its docstring). Random draws (noise, angles, scale choices) come from
+``generator`` so that a seed fixes the result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import kornia
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "gaussian_blur", "defocus_blur", "motion_blur", "downup_blur", "unsharp_mask",
+    "gaussian_noise", "signal_noise", "chroma_noise", "jpeg",
+    "brightness_gain", "brightness_gamma", "brightness_offset",
+    "contrast_linear", "contrast_curve", "saturation_luma", "saturation_hsv",
+    "warmth_gain", "warmth_shift", "tint_gain", "tint_shift", "luma",
+]
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(x: Tensor) -> Tensor:
+    """Rec. 601 luma (N, 1, H, W) of an RGB batch.
+
+    Example:
+        >>> luma(torch.ones(1, 3, 4, 4)).mean().item()
+        1.0
+    """
+    r, g, b = x.unbind(1)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+
+
+def _v(t: Tensor) -> Tensor:
+    return t.view(-1, 1, 1, 1)
+
+
+def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    dev = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(n, generator=generator, device=dev, dtype=torch.float64)
+    return (lo + (hi - lo) * u).to(device=like.device, dtype=like.dtype)
+
+
+def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    dev = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+
+
+def _identity_where_zero(x: Tensor, out: Tensor, t: Tensor) -> Tensor:
+    return torch.where(_v(t) == 0, x, out)
+
+
+# ----------------------------------------------------------------------------- filtering
+def _filter_fft(x: Tensor, kernels: Tensor) -> Tensor:
+    """Filter each sample with its own odd-sized kernel (N, k, k), reflect padding, via FFT."""
+    n, c, h, w = x.shape
+    k = kernels.shape[-1]
+    r = k // 2
+    mode = "reflect" if r < min(h, w) else "replicate"
+    xp = F.pad(x, (r, r, r, r), mode=mode)
+    hp, wp = xp.shape[-2:]
+    kp = torch.zeros(n, hp, wp, device=x.device, dtype=x.dtype)
+    kp[:, :k, :k] = kernels
+    kp = torch.roll(kp, shifts=(-r, -r), dims=(-2, -1))
+    y = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(kp).unsqueeze(1), s=(hp, wp))
+    return y[..., r:r + h, r:r + w]
+
+
+def _grid(k: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    a = torch.arange(k, device=like.device, dtype=like.dtype) - k // 2
+    return a.view(1, k, 1), a.view(1, 1, k)  # yy, xx
+
+
+def _normalise(kern: Tensor) -> Tensor:
+    return kern / kern.sum(dim=(-2, -1), keepdim=True)
+
+
+def _odd(v: float) -> int:
+    return 2 * int(math.ceil(v)) + 1
+
+
+def _gaussian_kernels(sigma: Tensor) -> Tensor:
+    k = _odd(3.0 * float(sigma.max()) + 0.5)
+    yy, xx = _grid(k, sigma)
+    s2 = (_v(sigma).squeeze(1).clamp_min(1e-3)) ** 2
+    return _normalise(torch.exp(-(xx * xx + yy * yy) / (2 * s2)))
+
+
+def _blur_with(x: Tensor, t: Tensor, kernels: Tensor) -> Tensor:
+    return _identity_where_zero(x, _filter_fft(x, kernels).clamp(0, 1), t)
+
+
+def gaussian_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Gaussian blur with sigma = 5 t pixels (KADID-10k level 5 uses sigma 5).
+
+    Example:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> bool((gaussian_blur(x, torch.zeros(2)) == x).all())
+        True
+    """
+    return _blur_with(x, t, _gaussian_kernels(5.0 * t))
+
+
+def defocus_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Defocus (anti-aliased disk) blur of radius 8 t pixels (KADID-10k lens blur, level 5: radius 8).
+
+    Example:
+        >>> defocus_blur(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    radius = 8.0 * t
+    k = _odd(float(radius.max()) + 1)
+    yy, xx = _grid(k, x)
+    d = torch.sqrt(xx * xx + yy * yy)
+    return _blur_with(x, t, _normalise((_v(radius).squeeze(1) + 0.5 - d).clamp(0, 1)))
+
+
+def motion_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Linear motion blur of length 20 t pixels at a random angle (KADID-10k motion blur, level 5).
+
+    Example:
+        >>> motion_blur(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    n = x.shape[0]
+    half = 10.0 * t
+    theta = _uniform(n, 0.0, math.pi, generator, x)
+    k = _odd(float(half.max()) + 1)
+    yy, xx = _grid(k, x)
+    c, s = _v(torch.cos(theta)).squeeze(1), _v(torch.sin(theta)).squeeze(1)
+    along = (xx * c + yy * s).clamp(-_v(half).squeeze(1), _v(half).squeeze(1))
+    dx, dy = xx - along * c, yy - along * s
+    d = torch.sqrt(dx * dx + dy * dy)
+    return _blur_with(x, t, _normalise((1.0 - d).clamp_min(0)))
+
+
+def downup_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Down-scaling by 1 + 3 t (area) and up-scaling back (bilinear or bicubic, random).
+
+    Example:
+        >>> downup_blur(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    h, w = x.shape[-2:]
+    modes = _uniform(x.shape[0], 0.0, 1.0, generator, x)
+    out = []
+    for xi, ti, mi in zip(x, t.tolist(), modes.tolist()):
+        f = 1.0 + 3.0 * ti
+        size = (max(2, round(h / f)), max(2, round(w / f)))
+        small = F.interpolate(xi[None], size=size, mode="area")
+        mode = "bicubic" if mi < 0.5 else "bilinear"
+        out.append(F.interpolate(small, size=(h, w), mode=mode, align_corners=False))
+    return _identity_where_zero(x, torch.cat(out).clamp(0, 1), t)
+
+
+def unsharp_mask(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Over-sharpening: x + 4 t (x - gaussian(x, sigma)), sigma uniform in [0.7, 2.0].
+
+    The negative direction of the blur channel; strong values leave visible halos.
+
+    Example:
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> bool((unsharp_mask(x, torch.zeros(1)) == x).all())
+        True
+    """
+    sigma = _uniform(x.shape[0], 0.7, 2.0, generator, x)
+    blurred = _filter_fft(x, _gaussian_kernels(sigma))
+    return _identity_where_zero(x, (x + 4.0 * _v(t) * (x - blurred)).clamp(0, 1), t)
+
+
+# ----------------------------------------------------------------------------- noise
+def gaussian_noise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Additive white gaussian noise, independent per colour, sigma = 0.1 t
+    (KADID-10k white noise, level 5: variance 0.01).
+
+    Example:
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> bool((gaussian_noise(x, torch.zeros(1)) == x).all())
+        True
+    """
+    return (x + 0.1 * _v(t) * _randn_like(x, generator)).clamp(0, 1)
+
+
+def signal_noise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Signal-dependent (Poisson-like) noise with sigma = 0.14 t sqrt(x + 0.01),
+    equal to :func:`gaussian_noise` at mid grey.
+
+    Example:
+        >>> signal_noise(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    sigma = 0.14 * _v(t) * torch.sqrt(x + 0.01)
+    return (x + sigma * _randn_like(x, generator)).clamp(0, 1)
+
+
+def chroma_noise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Noise on the colour-difference channels only (luma kept), slightly correlated
+    (gaussian sigma 0.7 px), standard deviation 0.15 t per opponent channel
+    (KADID-10k white noise in colour component).
+
+    Example:
+        >>> chroma_noise(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    ycc = kornia.color.rgb_to_ycbcr(x)
+    nz = _randn_like(x[:, :2], generator)
+    nz = kornia.filters.gaussian_blur2d(nz, (5, 5), (0.7, 0.7))
+    nz = nz / 0.4  # restore unit std after the correlation filter (its energy gain is ~0.4)
+    ycc = torch.cat([ycc[:, :1], ycc[:, 1:] + 0.15 * _v(t) * nz], dim=1)
+    return (kornia.color.ycbcr_to_rgb(ycc)).clamp(0, 1).where(_v(t) != 0, x)
+
+
+# ----------------------------------------------------------------------------- compression
+def jpeg(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """JPEG compression (kornia's differentiable codec, 4:2:0, standard tables) at
+    quality 5 + 95 (1 - t)^2 (KADID-10k JPEG, level 5: quality 4).
+
+    Example:
+        >>> jpeg(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+    q = 5.0 + 95.0 * (1.0 - t) ** 2
+    return _identity_where_zero(x, kornia.enhance.jpeg_codec_differentiable(x, q).clamp(0, 1), t)
+
+
+# ----------------------------------------------------------------------------- tone and colour
+def brightness_gain(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Exposure change, x * 2^(0.8 t) (t in [-1, 1]; like Pillow's ImageEnhance.Brightness).
+
+    Example:
+        >>> x = torch.full((1, 3, 4, 4), 0.25)
+        >>> brightness_gain(x, torch.ones(1)).mean().item() > 0.25
+        True
+    """
+    return (x * torch.exp2(0.8 * _v(t))).clamp(0, 1)
+
+
+def brightness_gamma(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Gamma curve x^(2^(-1.2 t)) (t in [-1, 1]): brightens mid-tones, keeps black and white.
+
+    Example:
+        >>> brightness_gamma(torch.full((1, 3, 4, 4), 0.5), -torch.ones(1)).mean().item() < 0.5
+        True
+    """
+    return _identity_where_zero(x, x.clamp_min(1e-6) ** torch.exp2(-1.2 * _v(t)), t)
+
+
+def brightness_offset(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Additive offset x + 0.25 t (t in [-1, 1]).
+
+    Example:
+        >>> brightness_offset(torch.full((1, 3, 4, 4), 0.5), torch.ones(1)).mean().item()
+        0.75
+    """
+    return (x + 0.25 * _v(t)).clamp(0, 1)
+
+
+def contrast_linear(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Linear contrast about the image's mean luma, factor 2^(1.2 t) (t in [-1, 1]; like Pillow's
+    ImageEnhance.Contrast).
+
+    Example:
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> bool(contrast_linear(x, -torch.ones(1)).std() < x.std())
+        True
+    """
+    m = luma(x).mean(dim=(-2, -1), keepdim=True)
+    return _identity_where_zero(x, (m + (x - m) * torch.exp2(1.2 * _v(t))).clamp(0, 1), t)
+
+
+def contrast_curve(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Tone curve about mid grey: an S-curve of slope up to ~3 at the middle for t > 0, its inverse
+    (flattened mid-tones) for t < 0 (t in [-1, 1]).
+
+    Example:
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> bool(contrast_curve(x, torch.ones(1)).std() > x.std())
+        True
+    """
+    k = _v(6.0 * t.abs()).clamp_min(1e-4)
+    th = torch.tanh(k / 2)
+    c = x - 0.5
+    s_curve = 0.5 + 0.5 * torch.tanh(k * c) / th
+    inv_curve = 0.5 + torch.atanh((2 * c * th).clamp(-0.999999, 0.999999)) / k
+    out = torch.where(_v(t) > 0, s_curve, inv_curve)
+    return _identity_where_zero(x, out.clamp(0, 1), t)
+
+
+def saturation_luma(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Luma-preserving saturation: gray + f (x - gray), f = 1 + t for t < 0 (grey at t = -1),
+    1 + 1.5 t for t > 0 (like Pillow's ImageEnhance.Color).
+
+    Example:
+        >>> x = torch.rand(1, 3, 8, 8)
+        >>> y = saturation_luma(x, -torch.ones(1))
+        >>> bool((y.max(1).values - y.min(1).values).max() < 1e-6)
+        True
+    """
+    f = torch.where(t < 0, 1 + t, 1 + 1.5 * t)
+    y = luma(x)
+    return _identity_where_zero(x, (y + (x - y) * _v(f)).clamp(0, 1), t)
+
+
+def saturation_hsv(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """HSV saturation scaled by 2^(1.5 t) (t in [-1, 1]; value and hue kept).
+
+    Example:
+        >>> saturation_hsv(torch.rand(1, 3, 8, 8), torch.ones(1)).shape
+        torch.Size([1, 3, 8, 8])
+    """
+    hsv = kornia.color.rgb_to_hsv(x)
+    s = (hsv[:, 1:2] * torch.exp2(1.5 * _v(t))).clamp(0, 1)
+    out = kornia.color.hsv_to_rgb(torch.cat([hsv[:, :1], s, hsv[:, 2:]], dim=1)).clamp(0, 1)
+    return _identity_where_zero(x, out, t)
+
+
+def _gains(x: Tensor, r: Tensor, g: Tensor, b: Tensor) -> Tensor:
+    gains = torch.stack([r, g, b], dim=1).view(-1, 3, 1, 1)
+    return (x * gains).clamp(0, 1)
+
+
+def _shift(x: Tensor, r: Tensor, g: Tensor, b: Tensor) -> Tensor:
+    return (x + torch.stack([r, g, b], dim=1).view(-1, 3, 1, 1)).clamp(0, 1)
+
+
+def warmth_gain(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """White-balance gains towards warm (t > 0: red x (1 + 0.3 t), blue x (1 - 0.3 t)) or cool (t < 0).
+
+    Example:
+        >>> y = warmth_gain(torch.full((1, 3, 4, 4), 0.5), torch.ones(1))
+        >>> bool(y[:, 0].mean() > y[:, 2].mean())
+        True
+    """
+    return _gains(x, 1 + 0.3 * t, 1 + 0.05 * t, 1 - 0.3 * t)
+
+
+def warmth_shift(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Additive colour cast along yellow-blue: red + 0.1 t, blue - 0.1 t (t in [-1, 1]).
+
+    Example:
+        >>> warmth_shift(torch.rand(1, 3, 4, 4), torch.ones(1)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+    return _shift(x, 0.1 * t, 0.02 * t, -0.1 * t)
+
+
+def tint_gain(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """White-balance gains along green-magenta: green x (1 - 0.25 t), red and blue x (1 + 0.1 t).
+
+    Example:
+        >>> y = tint_gain(torch.full((1, 3, 4, 4), 0.5), torch.ones(1))
+        >>> bool(y[:, 1].mean() < y[:, 0].mean())
+        True
+    """
+    return _gains(x, 1 + 0.1 * t, 1 - 0.25 * t, 1 + 0.1 * t)
+
+
+def tint_shift(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Additive colour cast along green-magenta: green - 0.08 t, red and blue + 0.04 t.
+
+    Example:
+        >>> tint_shift(torch.rand(1, 3, 4, 4), torch.ones(1)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+    return _shift(x, 0.04 * t, -0.08 * t, 0.04 * t)

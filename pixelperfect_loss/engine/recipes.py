@@ -1,0 +1,199 @@
+"""Training data from clean photos: labelled triplets and ordinally ranked sets.
+
+A *recipe* says, per sample, which channels are applied, with which operator,
+sign, strength and spatial mask. Channels are applied in a fixed, camera-like
+order (tone and colour, then blur or sharpening, then noise, then compression),
+each blended in through its own mask, and the label of channel c is
+``sign * strength * mask`` (zero where the channel is not applied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .._checks import check_image
+from ..channels import CHANNELS, INDEX
+from . import operators as op
+from .masks import random_masks
+
+Operator = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
+
+#: Operators that produce each (channel, sign). Two-sided operators receive ``sign * t``.
+OPERATORS: dict[tuple[str, int], tuple[Operator, ...]] = {
+    ("brightness", 1): (op.brightness_gain, op.brightness_gamma, op.brightness_offset),
+    ("brightness", -1): (op.brightness_gain, op.brightness_gamma, op.brightness_offset),
+    ("contrast", 1): (op.contrast_linear, op.contrast_curve),
+    ("contrast", -1): (op.contrast_linear, op.contrast_curve),
+    ("saturation", 1): (op.saturation_luma, op.saturation_hsv),
+    ("saturation", -1): (op.saturation_luma, op.saturation_hsv),
+    ("warmth", 1): (op.warmth_gain, op.warmth_shift),
+    ("warmth", -1): (op.warmth_gain, op.warmth_shift),
+    ("tint", 1): (op.tint_gain, op.tint_shift),
+    ("tint", -1): (op.tint_gain, op.tint_shift),
+    ("blur", 1): (op.gaussian_blur, op.defocus_blur, op.motion_blur, op.downup_blur),
+    ("blur", -1): (op.unsharp_mask,),
+    ("noise", 1): (op.gaussian_noise, op.signal_noise, op.chroma_noise),
+    ("jpeg", 1): (op.jpeg,),
+}
+TWO_SIDED = frozenset({"brightness", "contrast", "saturation", "warmth", "tint"})
+#: Order in which channels are applied to an image.
+ORDER: tuple[str, ...] = ("brightness", "contrast", "saturation", "warmth", "tint", "blur", "noise", "jpeg")
+#: Probability of the negative sign when the engine applies a channel directly (before swapping).
+_P_NEGATIVE = {"blur": 0.3, "noise": 0.0, "jpeg": 0.0}
+
+
+class Triplets(NamedTuple):
+    reference: Tensor  #: (N, 3, H, W)
+    image: Tensor      #: (N, 3, H, W)
+    labels: Tensor     #: (N, 8, H, W) in [-1, 1], in CHANNELS order
+
+
+class RankedSets(NamedTuple):
+    reference: Tensor  #: (N, 3, H, W)
+    images: Tensor     #: (N, K, 3, H, W), strength growing with the index
+    labels: Tensor     #: (N, K, 8, H, W)
+    ranks: Tensor      #: (N, K) ordinal ranks 1..K (0 would be the reference itself)
+
+
+@dataclass
+class Recipe:
+    """Per-sample plan: ``strength[n, c]`` in [0, 1], ``sign[n, c]`` in {-1, 0, 1},
+    ``variant[n, c]`` an index into :data:`OPERATORS`, ``masks`` (N, 8, H, W)."""
+
+    strength: Tensor
+    sign: Tensor
+    variant: Tensor
+    masks: Tensor
+
+    def labels(self, scale: Tensor | float = 1.0) -> Tensor:
+        s = (self.sign * self.strength * scale).to(self.masks.dtype)
+        return s[:, :, None, None] * self.masks
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    dev = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64).cpu()
+
+
+def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = None, *,
+                  max_channels: int = 3, p_clean: float = 0.05, min_strength: float = 0.05,
+                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Recipe:
+    """Draw a recipe: 1..max_channels distinct channels per sample (none with probability
+    ``p_clean``), signs, operator variants, strengths in [min_strength, 1] and masks.
+
+    Example:
+        >>> r = random_recipe(4, 16, 16, torch.Generator().manual_seed(0))
+        >>> r.labels().shape
+        torch.Size([4, 8, 16, 16])
+    """
+    c = len(CHANNELS)
+    count = 1 + (_rand((n,), generator) * max_channels).floor().long()
+    count = torch.where(_rand((n,), generator) < p_clean, torch.zeros_like(count), count)
+    order = _rand((n, c), generator).argsort(dim=1)
+    rank = order.argsort(dim=1)
+    chosen = rank < count[:, None]
+    u_sign, u_var, u_t = _rand((n, c), generator), _rand((n, c), generator), _rand((n, c), generator)
+    sign = torch.zeros(n, c, dtype=torch.long)
+    variant = torch.zeros(n, c, dtype=torch.long)
+    for name in CHANNELS:
+        i = INDEX[name]
+        p_neg = 0.5 if name in TWO_SIDED else _P_NEGATIVE[name]
+        s = torch.where(u_sign[:, i] < p_neg, -1, 1)
+        sign[:, i] = torch.where(chosen[:, i], s, 0)
+        for sg in (1, -1):
+            k = len(OPERATORS.get((name, sg), ()))
+            if k:
+                v = (u_var[:, i] * k).floor().long().clamp(max=k - 1)
+                variant[:, i] = torch.where(s == sg, v, variant[:, i])
+    strength = torch.where(chosen, min_strength + (1 - min_strength) * u_t, 0.0)
+    masks = torch.stack([random_masks(n, h, w, generator)[:, 0] for _ in range(c)], dim=1)
+    return Recipe(strength.to(dtype), sign, variant, masks.to(device=device, dtype=dtype))
+
+
+def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,
+                 scale: Tensor | float = 1.0) -> Tensor:
+    """Distort ``clean`` with ``recipe``, strengths multiplied by ``scale`` (a float or (N,)).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> apply_recipe(x, random_recipe(2, 16, 16, g), g).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    x = clean
+    strength = (recipe.strength.to(x.device) * torch.as_tensor(scale, device=x.device)).to(x.dtype)
+    for name in ORDER:
+        i = INDEX[name]
+        for sg in (1, -1):
+            for v, fn in enumerate(OPERATORS.get((name, sg), ())):
+                sel = ((recipe.sign[:, i] == sg) & (recipe.variant[:, i] == v)).nonzero().flatten()
+                if len(sel) == 0:
+                    continue
+                sel = sel.to(x.device)
+                t = strength[sel, i]
+                xs = x[sel]
+                y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
+                m = recipe.masks[sel, i:i + 1].to(x.device, x.dtype)
+                x = x.index_copy(0, sel, xs + m * (y - xs))
+    return x
+
+
+def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_swap: float = 0.5,
+                  max_channels: int = 3, p_clean: float = 0.05) -> Triplets:
+    """Make (reference, image, labels) training triplets from clean images (N, 3, H, W) in [0, 1].
+
+    Each sample gets 1 to ``max_channels`` channels with independent masks. With probability
+    ``p_swap`` the pair is swapped (reference = distorted, image = clean) and its labels negated,
+    which is how "less noise", "fewer JPEG artefacts" and "sharper" arise.
+
+    Example:
+        >>> x = torch.rand(4, 3, 32, 32)
+        >>> ref, img, lab = make_triplets(x, torch.Generator().manual_seed(0))
+        >>> lab.shape, bool(lab.abs().max() <= 1)
+        (torch.Size([4, 8, 32, 32]), True)
+    """
+    clean = check_image(clean, "clean")
+    n, _, h, w = clean.shape
+    recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=p_clean,
+                           device=clean.device, dtype=clean.dtype)
+    distorted = apply_recipe(clean, recipe, generator)
+    labels = recipe.labels()
+    swap = (_rand((n,), generator) < p_swap).to(clean.device)
+    sw = swap.view(-1, 1, 1, 1)
+    reference = torch.where(sw, distorted, clean)
+    image = torch.where(sw, clean, distorted)
+    labels = torch.where(sw, -labels, labels)
+    return Triplets(reference, image, labels)
+
+
+def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = None, *,
+                     max_channels: int = 2) -> RankedSets:
+    """One recipe per sample applied at k strictly growing strengths (j / k of the recipe's, j = 1..k).
+
+    All versions share the channels, operators, masks and random draws (noise, angles), so that
+    they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0).
+
+    Example:
+        >>> s = make_ranked_sets(torch.rand(2, 3, 32, 32), 4, torch.Generator().manual_seed(0))
+        >>> s.images.shape, s.ranks[0].tolist()
+        (torch.Size([2, 4, 3, 32, 32]), [1, 2, 3, 4])
+    """
+    clean = check_image(clean, "clean")
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"k: expected an integer >= 2 (versions per set), got {k!r}")
+    n, _, h, w = clean.shape
+    recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=0.0,
+                           min_strength=0.3, device=clean.device, dtype=clean.dtype)
+    seed = int(_rand((1,), generator).item() * 2**62)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    images, labels = [], []
+    for j in range(1, k + 1):
+        g = torch.Generator(device=dev).manual_seed(seed)  # same random draws at every level
+        images.append(apply_recipe(clean, recipe, g, scale=j / k))
+        labels.append(recipe.labels(scale=j / k))
+    ranks = torch.arange(1, k + 1, device=clean.device).expand(n, k)
+    return RankedSets(clean, torch.stack(images, 1), torch.stack(labels, 1), ranks)

@@ -1,0 +1,139 @@
+"""Pure functions: distortion maps and the PixelPerfect loss.
+
+The pretrained predictor is loaded once and cached per (device, dtype); pass ``net`` to use
+your own. Inputs are checked (:mod:`pixelperfect_loss._checks`) before any convolution.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import MIN_SIZE, check_pair
+from .channels import CHANNELS, channel_indices
+
+DIRECTIONS = ("both", "more", "less")
+REDUCTIONS = ("mean", "sum", "none")
+_CACHE: dict[tuple[str, torch.dtype], nn.Module] = {}
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def default_predictor(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The packaged pretrained predictor, frozen, in eval mode, cached per (device, dtype).
+
+    Example:
+        >>> default_predictor().training
+        False
+    """
+    key = (str(torch.device(device)), dtype)
+    if key not in _CACHE:
+        from .weights import load_predictor
+
+        _CACHE[key] = load_predictor().to(device=device, dtype=dtype)
+    return _CACHE[key]
+
+
+def run_predictor(net: nn.Module, reference: Tensor, image: Tensor) -> Tensor:
+    """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype."""
+    p = next(net.parameters())
+    if p.device != reference.device:
+        raise ValueError(f"net is on {p.device} but the images are on {reference.device}; "
+                         f"move one of them (e.g. loss_fn.to({str(reference.device)!r}))")
+    out = net(reference.to(p.dtype), image.to(p.dtype))
+    return out.to(reference.dtype)
+
+
+def distortion_maps(reference: Tensor, image: Tensor, net: nn.Module | None = None, *,
+                    check_range: bool = True) -> Tensor:
+    """Signed maps (N, 8, H, W) of how ``image`` differs from ``reference``, in CHANNELS order.
+
+    Positive: the image has more of the channel (more blur, more noise, brighter, warmer...).
+    Inputs (N, 3 or 1, H, W) in [0, 1], H and W >= 16. Exactly anti-symmetric:
+    ``distortion_maps(a, b) == -distortion_maps(b, a)``.
+
+    Example:
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> distortion_maps(x, x).abs().max().item()
+        0.0
+        >>> m = distortion_maps(x, (x * 0.6).clamp(0, 1))  # darker
+        >>> bool(m[:, CHANNELS.index("brightness")].mean() < 0)
+        True
+    """
+    ref, img = check_pair(reference, image, min_size=MIN_SIZE, check_range=check_range)
+    if net is None:
+        net = default_predictor(ref.device, _compute_dtype(ref.dtype))
+    return run_predictor(net, ref, img)
+
+
+def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[float] | Tensor | None,
+                       direction: str, reduction: str) -> Tensor:
+    """Validate the loss options and return the (8,) per-channel weight vector (0 = ignored).
+
+    Example:
+        >>> check_loss_options(["blur"], None, "more", "mean")[:2].tolist()
+        [1.0, 0.0]
+    """
+    idx = channel_indices(channels)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    w = torch.ones(len(idx), dtype=torch.float64)
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        if w.numel() != len(idx):
+            raise ValueError(f"weights: expected {len(idx)} values (one per selected channel), got {w.numel()}")
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"weights: expected finite non-negative values, got {w.tolist()}")
+    full = torch.zeros(len(CHANNELS), dtype=torch.float64)
+    full[idx] = w
+    return full.float()
+
+
+def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both",
+                   reduction: str = "mean") -> Tensor:
+    """Penalty from signed maps: |m| ("both"), relu(m) ("more") or relu(-m) ("less"),
+    averaged over pixels, weighted and summed over channels; then reduced over the batch.
+
+    Example:
+        >>> m = torch.zeros(2, 8, 4, 4); m[:, 0] = -0.5
+        >>> w = torch.ones(8)
+        >>> loss_from_maps(m, w, "more").item(), loss_from_maps(m, w, "less").item()
+        (0.0, 0.5)
+    """
+    if direction == "both":
+        pen = maps.abs()
+    elif direction == "more":
+        pen = maps.clamp_min(0)
+    else:
+        pen = (-maps).clamp_min(0)
+    per_channel = pen.mean(dim=(-2, -1))
+    per_sample = (per_channel * channel_weights.to(per_channel)).sum(1)
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
+def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | str | None = None,
+                      weights: Sequence[float] | Tensor | None = None, direction: str = "both",
+                      reduction: str = "mean", net: nn.Module | None = None, *, check_range: bool = True) -> Tensor:
+    """The PixelPerfect loss of ``output`` against the reference ``target``.
+
+    Gradients flow to ``output`` only. See :class:`pixelperfect_loss.PixelPerfectLoss`.
+
+    Example:
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> pixelperfect_loss(x, x, channels=["blur", "noise"]).item()
+        0.0
+    """
+    cw = check_loss_options(channels, weights, direction, reduction)
+    maps = distortion_maps(target.detach() if isinstance(target, Tensor) else target, output, net,
+                           check_range=check_range)
+    return loss_from_maps(maps, cw, direction, reduction)

@@ -1,0 +1,73 @@
+"""PixelPerfectLoss: the differentiable, per-channel, directional training loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import MIN_SIZE, check_pair
+from .channels import CHANNELS
+from .functional import check_loss_options, loss_from_maps, run_predictor
+
+
+class PixelPerfectLoss(nn.Module):
+    """Penalises the distortions of ``output`` relative to ``target``, channel by channel.
+
+    Args:
+        channels: channel names to penalise (see :data:`~pixelperfect_loss.CHANNELS`); all by default.
+        weights: one non-negative weight per selected channel; 1 each by default.
+        direction: ``"both"`` penalises |map|, ``"more"`` only positive maps (e.g. blur but not
+            sharpening, added noise but not removed noise), ``"less"`` only negative ones.
+        reduction: ``"mean"`` | ``"sum"`` over the batch, or ``"none"`` for one value per sample.
+        weights_path: predictor weights (file or folder); default: the packaged weights.
+        check_range: raise on values outside [0, 1] (set False to skip the check).
+
+    The per-sample loss is ``sum_c w_c * mean_pixels(penalty(map_c))``. The predictor is frozen
+    and stays in eval mode whatever ``.train()`` is called with; gradients flow to ``output`` only.
+    Inputs are (N, 3 or 1, H, W) in [0, 1] with H, W >= 16; the result follows the input's dtype
+    (computed in the module's dtype: ``.double()`` it for float64 precision).
+
+    Example:
+        >>> loss_fn = PixelPerfectLoss(channels=["blur", "noise"], direction="more")
+        >>> target = torch.rand(2, 3, 64, 64)
+        >>> output = target.clone().requires_grad_()
+        >>> loss = loss_fn(output, target)
+        >>> loss.item()
+        0.0
+        >>> loss.backward(); bool(torch.isfinite(output.grad).all())
+        True
+    """
+
+    def __init__(self, channels: Sequence[str] | str | None = None, weights: Sequence[float] | Tensor | None = None,
+                 direction: str = "both", reduction: str = "mean", *, weights_path: str | Path | None = None,
+                 check_range: bool = True) -> None:
+        super().__init__()
+        from .weights import load_predictor
+
+        self.register_buffer("channel_weights", check_loss_options(channels, weights, direction, reduction))
+        self.direction, self.reduction, self.check_range = direction, reduction, check_range
+        self.predictor = load_predictor(weights_path)
+
+    def train(self, mode: bool = True) -> "PixelPerfectLoss":
+        super().train(mode)
+        self.predictor.eval()
+        return self
+
+    @property
+    def channels(self) -> list[str]:
+        """Names of the channels with a non-zero weight."""
+        return [c for c, w in zip(CHANNELS, self.channel_weights.tolist()) if w > 0]
+
+    def maps(self, output: Tensor, target: Tensor) -> Tensor:
+        """Signed maps (N, 8, H, W) of ``output`` relative to ``target`` (all channels)."""
+        ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range)
+        return run_predictor(self.predictor, ref.detach(), img)
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        return loss_from_maps(self.maps(output, target), self.channel_weights, self.direction, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}"

@@ -1,0 +1,103 @@
+"""Training the distortion predictor on engine triplets.
+
+The objective is a per-channel L1 regression of the maps at 1/4 resolution, balanced
+between channels and between labelled (|label| > 0.02) and unlabelled pixels, plus an
+image-level term on the per-image mean of each map. Because the predictor is exactly
+anti-symmetric and the loss is odd-symmetric, the swapped order (image, reference) against
+the negated labels gives the same loss: both orders are trained by construction, and the
+engine itself draws swapped pairs half the time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data import RandomCrops
+from ..engine import make_triplets
+from ..nets import DistortionPredictor
+from ..weights import save_weights
+from .common import LossLog, atomic_save, cosine_lr, load_checkpoint, rank_and_world, step_generator
+
+
+def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """Balanced map regression loss; ``pred`` and ``labels`` are (N, 8, h, w) at the same size.
+
+    Example:
+        >>> y = torch.zeros(2, 8, 4, 4)
+        >>> map_loss(y, y)[0].item()
+        0.0
+    """
+    on = (labels.abs() > 0.02).to(pred.dtype)
+    off = 1 - on
+    err = (pred - labels).abs()
+    dims = (0, 2, 3)
+    l_on = (err * on).sum(dims) / on.sum(dims).clamp_min(1)
+    l_off = (err * off).sum(dims) / off.sum(dims).clamp_min(1)
+    pix = (l_on + l_off).sum()
+    img = (pred.mean((2, 3)) - labels.mean((2, 3))).abs().sum(1).mean()
+    return pix + image_weight * img, {"pixel": pix.item(), "image": img.item()}
+
+
+def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
+                    batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
+                    ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
+                    progress: bool = True) -> DistortionPredictor:
+    """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
+
+    A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
+    ``resume=True`` training continues from it. Losses go to ``out/predictor-log.jsonl``.
+    Each step's samples depend only on (seed, step, rank), so a resumed run sees the same data.
+    """
+    rank, world = rank_and_world()
+    out = Path(out)
+    torch.manual_seed(seed)
+    net = DistortionPredictor(width=width)
+    model: torch.nn.Module = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    ckpt_path = out / "predictor.ckpt"
+    start = 0
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        net.load_state_dict(ckpt["model"], strict=True)
+        opt.load_state_dict(ckpt["opt"])
+        start = int(ckpt["step"])
+    data = RandomCrops(images, size=crop, seed=seed)
+    log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
+    config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
+                                  world=world, images=str(images) if images is not None else "embedded")
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="predictor", disable=not progress or rank != 0)
+    t0 = time.time()
+    model.train()
+    for step in bar:
+        g = step_generator(seed, step, rank)
+        clean = data.batch((step * world + rank) * batch, batch)
+        ref, img, labels = make_triplets(clean, g)
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr)
+        pred = model(ref, img, lowres=True)
+        loss, parts = map_loss(pred, F.avg_pool2d(labels, 4))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if step % log_every == 0 or step == steps - 1:
+            log.write(step=step, loss=loss.item(), **parts, lr=opt.param_groups[0]["lr"],
+                      seconds=round(time.time() - t0, 1))
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if rank == 0 and ((step + 1) % ckpt_every == 0 or step == steps - 1):
+            atomic_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step + 1,
+                         "config": config}, ckpt_path)
+    if rank == 0:
+        save_weights(net, out / "predictor.safetensors", config)
+    return net

@@ -1,0 +1,175 @@
+"""Finding, verifying and loading network weights (safetensors).
+
+Where weights are looked for, in order:
+
+1. an explicit ``path`` (a file, or a folder holding ``<net>.safetensors``);
+2. the environment variable ``PIXELPERFECT_WEIGHTS`` (same forms);
+3. the weights installed with the package (``weights/`` in the source tree);
+4. the Hugging Face Hub (``HUB_REPO`` at ``HUB_REVISION``), through ``hf_hub_download``'s cache,
+   which honours ``HF_HUB_OFFLINE=1``.
+
+Loading is strict: a missing, unexpected or misshapen tensor is an error, never a partial load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ENV_VAR = "PIXELPERFECT_WEIGHTS"
+HUB_REPO = "pixelperfect-loss/pixelperfect-small"
+HUB_REVISION = "v1"
+#: sha256 of the weight files published with this version of the package.
+KNOWN_SHA256: dict[str, str] = {}
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _in_folder(p: Path, filename: str) -> Path:
+    return p / filename if p.is_dir() else p
+
+
+def _packaged(filename: str) -> Path | None:
+    try:
+        root = resources.files("pixelperfect_loss._weights")
+        cand = Path(str(root / filename))
+        if cand.is_file():
+            return cand
+    except ModuleNotFoundError:
+        pass
+    cand = Path(__file__).resolve().parent.parent / "weights" / filename  # source checkout
+    return cand if cand.is_file() else None
+
+
+def find_weights(net: str = "predictor", path: str | Path | None = None, *,
+                 repo_id: str = HUB_REPO, revision: str = HUB_REVISION) -> Path:
+    """Path of the weights file of ``net``, searched in the documented order.
+
+    Raises FileNotFoundError naming every place tried.
+
+    Example:
+        >>> find_weights("predictor").name
+        'predictor.safetensors'
+    """
+    filename = f"{net}.safetensors"
+    tried: list[str] = []
+    if path is not None:
+        cand = _in_folder(Path(path), filename)
+        if cand.is_file():
+            return cand
+        raise FileNotFoundError(f"weights: no file {cand} (given as path={str(path)!r})")
+    env = os.environ.get(ENV_VAR)
+    if env:
+        cand = _in_folder(Path(env), filename)
+        if cand.is_file():
+            return cand
+        tried.append(f"${ENV_VAR} -> {cand} (missing)")
+    else:
+        tried.append(f"${ENV_VAR} (not set)")
+    cand = _packaged(filename)
+    if cand is not None:
+        return cand
+    tried.append("the package's installed weights (missing)")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        got = Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+        expected = KNOWN_SHA256.get(filename)
+        if expected is not None and sha256(got) != expected:
+            raise ValueError(f"weights: {got} has sha256 {sha256(got)}, expected {expected} (corrupted download?)")
+        return got
+    except ValueError:
+        raise
+    except Exception as exc:  # offline, not cached, repo missing: report them all
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+        tried.append(f"Hugging Face Hub {repo_id}@{revision}/{filename}"
+                     f"{' (HF_HUB_OFFLINE is set and it is not cached)' if offline else ''}: "
+                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    raise FileNotFoundError(f"weights: no {filename} found; tried:\n  " + "\n  ".join(tried))
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear ValueError if it cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise ValueError(f"weights: {path} is not a readable safetensors file ({exc})") from None
+    return tensors, meta
+
+
+def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Load ``tensors`` into ``module``, refusing missing, unexpected or misshapen entries.
+
+    Example:
+        >>> lin = nn.Linear(2, 2)
+        >>> load_strict(lin, {"weight": torch.zeros(2, 2)})
+        Traceback (most recent call last):
+        ...
+        ValueError: weights: does not match Linear: missing bias
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = sorted(f"{k} {tuple(tensors[k].shape)} != {tuple(own[k].shape)}"
+                    for k in set(own) & set(tensors) if tensors[k].shape != own[k].shape)
+    problems = [f"{what} {', '.join(keys)}" for what, keys in
+                (("missing", missing), ("unexpected", unexpected), ("misshapen", shapes)) if keys]
+    if problems:
+        raise ValueError(f"{source}: does not match {type(module).__name__}: " + "; ".join(problems))
+    module.load_state_dict(tensors, strict=True)
+
+
+def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | None = None) -> Path:
+    """Write ``module``'s state as safetensors (float32, contiguous) with string metadata, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
+    meta = {"format": "pixelperfect_loss", "net": type(module).__name__}
+    meta.update({k: str(v) for k, v in (config or {}).items()})
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_predictor(path: str | Path | None = None) -> nn.Module:
+    """The pretrained :class:`~pixelperfect_loss.nets.DistortionPredictor`, frozen and in eval mode.
+
+    Example:
+        >>> net = load_predictor()
+        >>> net.training, any(p.requires_grad for p in net.parameters())
+        (False, False)
+    """
+    from .nets import DistortionPredictor
+
+    file = find_weights("predictor", path)
+    tensors, meta = read_weights(file)
+    try:
+        width = int(meta.get("width", 32))
+    except ValueError:
+        raise ValueError(f"weights: {file} has a malformed 'width' metadata entry {meta.get('width')!r}") from None
+    net = DistortionPredictor(width=width)
+    load_strict(net, tensors, source=f"weights {file}")
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net

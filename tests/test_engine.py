@@ -1,0 +1,175 @@
+"""The synthetic distortion engine: operators, masks, triplets, ranked sets."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixelperfect_loss.channels import CHANNELS, INDEX
+from pixelperfect_loss.engine import (OPERATORS, Recipe, apply_recipe, luma, make_ranked_sets, make_triplets,
+                                      random_masks)
+from pixelperfect_loss.engine.recipes import TWO_SIDED
+
+DTYPES = [torch.float32, torch.float64]
+
+ALL_OPS = sorted({(fn.__name__, fn) for fns in OPERATORS.values() for fn in fns}, key=lambda p: p[0])
+SIGNED_OPS = [(ch, sg, fn) for (ch, sg), fns in OPERATORS.items() for fn in fns]
+
+
+def _ids(items):
+    return [f"{c}{'+' if s > 0 else '-'}-{f.__name__}" for c, s, f in items]
+
+
+def _run(fn, x, t, seed=0):
+    return fn(x, t, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,fn", ALL_OPS, ids=[n for n, _ in ALL_OPS])
+def test_zero_intensity_is_identity(name, fn, dtype, photos):
+    x = photos.to(dtype)
+    assert torch.equal(_run(fn, x, torch.zeros(len(x), dtype=dtype)), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
+def test_full_intensity_finite_in_range_and_dtype(channel, sign, fn, dtype, photos):
+    x = photos.to(dtype)
+    y = _run(fn, x, torch.full((len(x),), float(sign), dtype=dtype))
+    assert y.dtype == dtype and y.shape == x.shape
+    assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+    assert (y - x).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
+def test_distance_grows_with_intensity(channel, sign, fn, photos):
+    dists = []
+    for t in (0.2, 0.4, 0.7, 1.0):
+        y = _run(fn, photos, torch.full((len(photos),), sign * t), seed=5)
+        dists.append(float((y - photos).abs().mean()))
+    assert all(a < b for a, b in zip(dists, dists[1:])), dists
+
+
+def _hf_energy(x):
+    y = luma(x)
+    return float(((y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)) ** 2).mean())
+
+
+def _chroma(x):
+    return float((x.amax(1) - x.amin(1)).mean())
+
+
+def _blockiness(x):
+    y = luma(x)[:, 0]
+    dx = (y[..., 1:] - y[..., :-1]).abs()
+    at_edge = dx[..., 7::8].mean()
+    inside = torch.cat([dx[..., k::8] for k in range(7)], -1).mean()
+    return float(at_edge / inside)
+
+
+MEASURES = {
+    "blur": lambda x: -_hf_energy(x),
+    "noise": _hf_energy,
+    "jpeg": _blockiness,
+    "brightness": lambda x: float(luma(x).mean()),
+    "contrast": lambda x: float(luma(x).std()),
+    "saturation": _chroma,
+    "warmth": lambda x: float((x[:, 0] - x[:, 2]).mean()),
+    "tint": lambda x: float((0.5 * (x[:, 0] + x[:, 2]) - x[:, 1]).mean()),
+}
+
+
+@pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
+def test_direction_of_every_operator(channel, sign, fn, photos):
+    """E.g. brightness + raises mean luma, contrast - lowers its std, blur + lowers high frequencies."""
+    measure = MEASURES[channel]
+    y = _run(fn, photos, torch.full((len(photos),), sign * 0.6))
+    assert sign * (measure(y) - measure(photos)) > 0
+
+
+def test_masks_range_and_exact_zero_and_one():
+    m = random_masks(64, 48, 40, torch.Generator().manual_seed(1))
+    assert m.shape == (64, 1, 48, 40) and m.min() >= 0 and m.max() <= 1
+    assert (m == 0).any() and (m == 1).any()
+    assert (m.std(dim=(1, 2, 3)) > 0.05).sum() > 16  # spatially varying for most samples
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_triplets_shapes_labels_and_untouched_where_unlabelled(dtype, photos):
+    x = photos.to(dtype).repeat(4, 1, 1, 1)
+    ref, img, lab = make_triplets(x, torch.Generator().manual_seed(0))
+    assert ref.shape == img.shape == x.shape and lab.shape == (16, 8, 64, 64)
+    assert ref.dtype == img.dtype == lab.dtype == dtype
+    assert lab.abs().max() <= 1 and torch.isfinite(img).all()
+    zero = (lab == 0).all(1, keepdim=True).expand_as(ref)
+    assert zero.any()
+    torch.testing.assert_close(img[zero], ref[zero], rtol=0, atol=1e-6)
+    assert ((lab != 0).flatten(2).any(2).sum(1) >= 2).any()  # several channels per sample occur
+
+
+def test_triplets_same_seed_same_output(photos):
+    a = make_triplets(photos, torch.Generator().manual_seed(7))
+    b = make_triplets(photos, torch.Generator().manual_seed(7))
+    c = make_triplets(photos, torch.Generator().manual_seed(8))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a.labels, c.labels)
+
+
+def test_triplets_contain_both_orders_with_negated_labels(photos):
+    x = photos.repeat(8, 1, 1, 1)
+    ref, img, lab = make_triplets(x, torch.Generator().manual_seed(0), p_swap=0.5)
+    swapped = (ref != x).flatten(1).any(1)
+    assert swapped.any() and (~swapped).any()
+    # a swapped sample's reference is the distorted one: the image is the clean photo
+    assert torch.equal(img[swapped], x[swapped])
+    # noise and jpeg only appear negative through swapping
+    for c in ("noise", "jpeg"):
+        neg = (lab[:, INDEX[c]] < 0).flatten(1).any(1)
+        assert (neg <= swapped).all()
+
+
+def _one_channel(photos, channel, sign, t=0.7):
+    n, _, h, w = photos.shape
+    strength = torch.zeros(n, 8)
+    strength[:, INDEX[channel]] = t
+    s = torch.zeros(n, 8, dtype=torch.long)
+    s[:, INDEX[channel]] = sign
+    return Recipe(strength, s, torch.zeros(n, 8, dtype=torch.long), torch.ones(n, 8, h, w))
+
+
+@pytest.mark.parametrize("channel", [c for c in CHANNELS if c in TWO_SIDED])
+def test_label_sign_matches_direction(channel, photos):
+    for sign in (1, -1):
+        r = _one_channel(photos, channel, sign)
+        y = apply_recipe(photos, r, torch.Generator().manual_seed(0))
+        assert sign * (MEASURES[channel](y) - MEASURES[channel](photos)) > 0
+        assert torch.all(torch.sign(r.labels()[:, INDEX[channel]]) == sign)
+
+
+def test_masked_application_leaves_outside_untouched(photos):
+    r = _one_channel(photos, "noise", 1, t=1.0)
+    r.masks[..., :32] = 0
+    y = apply_recipe(photos, r, torch.Generator().manual_seed(0))
+    assert torch.equal(y[..., :32], photos[..., :32])
+    assert (y[..., 32:] - photos[..., 32:]).abs().mean() > 0.02
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ranked_sets_strictly_growing(dtype, photos):
+    s = make_ranked_sets(photos.to(dtype), 5, torch.Generator().manual_seed(0))
+    assert s.images.shape == (4, 5, 3, 64, 64) and s.labels.shape == (4, 5, 8, 64, 64)
+    assert s.ranks.tolist() == [[1, 2, 3, 4, 5]] * 4
+    d = (s.images - s.reference[:, None]).abs().mean((2, 3, 4))
+    assert (d[:, 1:] > d[:, :-1]).all(), d
+    lab = s.labels.abs().amax((2, 3, 4))
+    assert (lab[:, 1:] > lab[:, :-1]).all()
+
+
+def test_bad_input_errors(photos):
+    with pytest.raises(TypeError, match="clean"):
+        make_triplets((photos * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="clean"):
+        make_triplets(photos[0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        make_triplets(photos * 2 - 1)
+    with pytest.raises(ValueError, match="k:"):
+        make_ranked_sets(photos, 1)
