@@ -51,8 +51,8 @@ def check_image(x: object, name: str = "image", *, min_size: int = 1, check_rang
     return x
 
 
-def check_pair(reference: object, image: object, *, min_size: int = MIN_SIZE,
-               check_range: bool = True) -> tuple[Tensor, Tensor]:
+def check_pair(reference: object, image: object, *, min_size: int = MIN_SIZE, check_range: bool = True,
+               names: tuple[str, str] = ("reference", "image")) -> tuple[Tensor, Tensor]:
     """Validate a (reference, image) pair: each as :func:`check_image`, same shape and device.
 
     Example:
@@ -60,13 +60,13 @@ def check_pair(reference: object, image: object, *, min_size: int = MIN_SIZE,
         >>> i.shape
         torch.Size([1, 3, 32, 32])
     """
-    ref = check_image(reference, "reference", min_size=min_size, check_range=check_range)
-    img = check_image(image, "image", min_size=min_size, check_range=check_range)
+    ref = check_image(reference, names[0], min_size=min_size, check_range=check_range)
+    img = check_image(image, names[1], min_size=min_size, check_range=check_range)
+    both = f"{names[0]} and {names[1]}"
     if ref.device != img.device:
-        raise ValueError(f"reference and image: expected the same device, got {ref.device} and {img.device}")
+        raise ValueError(f"{both}: expected the same device, got {ref.device} and {img.device}")
     if ref.shape != img.shape:
-        raise ValueError(f"reference and image: expected the same shape, got {tuple(reference.shape)} "
-                         f"and {tuple(image.shape)}")
+        raise ValueError(f"{both}: expected the same shape, got {tuple(reference.shape)} and {tuple(image.shape)}")
     if ref.dtype != img.dtype:
         dtype = torch.promote_types(ref.dtype, img.dtype)
         ref, img = ref.to(dtype), img.to(dtype)

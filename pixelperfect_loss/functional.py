@@ -38,13 +38,21 @@ def default_predictor(device: torch.device | str = "cpu", dtype: torch.dtype = t
     return _CACHE[key]
 
 
-def run_predictor(net: nn.Module, reference: Tensor, image: Tensor) -> Tensor:
-    """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype."""
+def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
+    """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype.
+
+    With ``lowres=True``, the predictor's native maps at 1/4 resolution (cropped to the cells that
+    cover the image), which is what the loss averages: the same information, without computing and
+    storing full-resolution maps.
+    """
     p = next(net.parameters())
     if p.device != reference.device:
         raise ValueError(f"net is on {p.device} but the images are on {reference.device}; "
                          f"move one of them (e.g. loss_fn.to({str(reference.device)!r}))")
-    out = net(reference.to(p.dtype), image.to(p.dtype))
+    h, w = reference.shape[-2:]
+    out = net(reference.to(p.dtype), image.to(p.dtype), lowres=lowres)
+    if lowres:
+        out = out[..., :-(-h // 4), :-(-w // 4)]
     return out.to(reference.dtype)
 
 
@@ -98,7 +106,7 @@ def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[f
 def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both",
                    reduction: str = "mean") -> Tensor:
     """Penalty from signed maps: |m| ("both"), relu(m) ("more") or relu(-m) ("less"),
-    averaged over pixels, weighted and summed over channels; then reduced over the batch.
+    averaged over pixels (or map cells), weighted and summed over channels; then reduced over the batch.
 
     Example:
         >>> m = torch.zeros(2, 8, 4, 4); m[:, 0] = -0.5
@@ -134,6 +142,7 @@ def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | 
         0.0
     """
     cw = check_loss_options(channels, weights, direction, reduction)
-    maps = distortion_maps(target.detach() if isinstance(target, Tensor) else target, output, net,
-                           check_range=check_range)
-    return loss_from_maps(maps, cw, direction, reduction)
+    ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=check_range, names=("target", "output"))
+    if net is None:
+        net = default_predictor(ref.device, _compute_dtype(ref.dtype))
+    return loss_from_maps(run_predictor(net, ref.detach(), img, lowres=True), cw, direction, reduction)

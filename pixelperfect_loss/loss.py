@@ -25,7 +25,8 @@ class PixelPerfectLoss(nn.Module):
         weights_path: predictor weights (file or folder); default: the packaged weights.
         check_range: raise on values outside [0, 1] (set False to skip the check).
 
-    The per-sample loss is ``sum_c w_c * mean_pixels(penalty(map_c))``. The predictor is frozen
+    The per-sample loss is ``sum_c w_c * mean(penalty(map_c))``, the mean taken over the
+    predictor's native map cells (4x4 pixels each; :meth:`maps` upsamples them to full resolution). The predictor is frozen
     and stays in eval mode whatever ``.train()`` is called with; gradients flow to ``output`` only.
     Inputs are (N, 3 or 1, H, W) in [0, 1] with H, W >= 16; the result follows the input's dtype
     (computed in the module's dtype: ``.double()`` it for float64 precision).
@@ -63,11 +64,15 @@ class PixelPerfectLoss(nn.Module):
 
     def maps(self, output: Tensor, target: Tensor) -> Tensor:
         """Signed maps (N, 8, H, W) of ``output`` relative to ``target`` (all channels)."""
-        ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range)
+        ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range,
+                              names=("target", "output"))
         return run_predictor(self.predictor, ref.detach(), img)
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        return loss_from_maps(self.maps(output, target), self.channel_weights, self.direction, self.reduction)
+        ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range,
+                              names=("target", "output"))
+        maps = run_predictor(self.predictor, ref.detach(), img, lowres=True)
+        return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}"

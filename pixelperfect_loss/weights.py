@@ -25,7 +25,7 @@ from torch import nn
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
 HUB_REVISION = "v1"
-#: sha256 of the weight files published with this version of the package.
+#: sha256 of published weight files, keyed "repo@revision/filename"; checked after download.
 KNOWN_SHA256: dict[str, str] = {}
 
 
@@ -54,11 +54,22 @@ def _packaged(filename: str) -> Path | None:
     return cand if cand.is_file() else None
 
 
-def find_weights(net: str = "predictor", path: str | Path | None = None, *,
-                 repo_id: str = HUB_REPO, revision: str = HUB_REVISION) -> Path:
+def _from_hub(filename: str, repo_id: str, revision: str, cache_dir: str | Path | None) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    got = Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir))
+    expected = KNOWN_SHA256.get(f"{repo_id}@{revision}/{filename}")
+    if expected is not None and sha256(got) != expected:
+        raise ValueError(f"weights: {got} has sha256 {sha256(got)}, expected {expected} (corrupted download?)")
+    return got
+
+
+def find_weights(net: str = "predictor", path: str | Path | None = None, *, repo_id: str | None = None,
+                 revision: str = HUB_REVISION, cache_dir: str | Path | None = None) -> Path:
     """Path of the weights file of ``net``, searched in the documented order.
 
-    Raises FileNotFoundError naming every place tried.
+    With ``repo_id`` given, only that Hub repository is tried (at ``revision``). Raises
+    FileNotFoundError naming every place tried.
 
     Example:
         >>> find_weights("predictor").name
@@ -71,33 +82,28 @@ def find_weights(net: str = "predictor", path: str | Path | None = None, *,
         if cand.is_file():
             return cand
         raise FileNotFoundError(f"weights: no file {cand} (given as path={str(path)!r})")
-    env = os.environ.get(ENV_VAR)
-    if env:
-        cand = _in_folder(Path(env), filename)
-        if cand.is_file():
+    if repo_id is None:
+        env = os.environ.get(ENV_VAR)
+        if env:
+            cand = _in_folder(Path(env), filename)
+            if cand.is_file():
+                return cand
+            tried.append(f"${ENV_VAR} -> {cand} (missing)")
+        else:
+            tried.append(f"${ENV_VAR} (not set)")
+        cand = _packaged(filename)
+        if cand is not None:
             return cand
-        tried.append(f"${ENV_VAR} -> {cand} (missing)")
-    else:
-        tried.append(f"${ENV_VAR} (not set)")
-    cand = _packaged(filename)
-    if cand is not None:
-        return cand
-    tried.append("the package's installed weights (missing)")
+        tried.append("the weights installed with the package (missing)")
+    hub_repo = repo_id or HUB_REPO
     try:
-        from huggingface_hub import hf_hub_download
-
-        got = Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
-        expected = KNOWN_SHA256.get(filename)
-        if expected is not None and sha256(got) != expected:
-            raise ValueError(f"weights: {got} has sha256 {sha256(got)}, expected {expected} (corrupted download?)")
-        return got
+        return _from_hub(filename, hub_repo, revision, cache_dir)
     except ValueError:
         raise
-    except Exception as exc:  # offline, not cached, repo missing: report them all
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-        tried.append(f"Hugging Face Hub {repo_id}@{revision}/{filename}"
-                     f"{' (HF_HUB_OFFLINE is set and it is not cached)' if offline else ''}: "
-                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    except Exception as exc:  # offline, not cached, no such repo: report every place tried
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no")
+        reason = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if offline else ""
+        tried.append(f"Hugging Face Hub {hub_repo}@{revision}/{filename}{reason}: {type(exc).__name__}")
     raise FileNotFoundError(f"weights: no {filename} found; tried:\n  " + "\n  ".join(tried))
 
 
@@ -151,8 +157,10 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     return path
 
 
-def load_predictor(path: str | Path | None = None) -> nn.Module:
+def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
     """The pretrained :class:`~pixelperfect_loss.nets.DistortionPredictor`, frozen and in eval mode.
+
+    ``path`` and the Hub options (``repo_id``, ``revision``, ``cache_dir``) are those of :func:`find_weights`.
 
     Example:
         >>> net = load_predictor()
@@ -161,7 +169,7 @@ def load_predictor(path: str | Path | None = None) -> nn.Module:
     """
     from .nets import DistortionPredictor
 
-    file = find_weights("predictor", path)
+    file = find_weights("predictor", path, **hub)
     tensors, meta = read_weights(file)
     try:
         width = int(meta.get("width", 32))

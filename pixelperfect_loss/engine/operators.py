@@ -165,7 +165,7 @@ def downup_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) 
 
 
 def unsharp_mask(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Over-sharpening: x + 4 t (x - gaussian(x, sigma)), sigma uniform in [0.7, 2.0].
+    """Over-sharpening: x + 4 t (x - gaussian(x, sigma)), sigma uniform in [0.7, 3.0].
 
     The negative direction of the blur channel; strong values leave visible halos.
 
@@ -174,7 +174,7 @@ def unsharp_mask(x: Tensor, t: Tensor, generator: torch.Generator | None = None)
         >>> bool((unsharp_mask(x, torch.zeros(1)) == x).all())
         True
     """
-    sigma = _uniform(x.shape[0], 0.7, 2.0, generator, x)
+    sigma = _uniform(x.shape[0], 0.7, 3.0, generator, x)
     blurred = _filter_fft(x, _gaussian_kernels(sigma))
     return _identity_where_zero(x, (x + 4.0 * _v(t) * (x - blurred)).clamp(0, 1), t)
 

@@ -1,10 +1,19 @@
 """Cheap fixed (parameter-free) per-image features that make each channel easy to see.
 
-All are computed at 1/4 resolution from the full-resolution image:
-colour means in an opponent space, log band-pass energies of luma at three scales and
-of chroma at the finest (blur, sharpening, noise), and the 8x8 block-grid response of
-luma (JPEG). The network sees the difference of these features between the two images,
-so a log energy becomes a log-ratio.
+All are computed at 1/4 resolution from the 4x4 space-to-depth cells of the image, so that no
+full-resolution intermediate is kept for the backward pass:
+
+- opponent colour means (luma, red-green, yellow-blue);
+- log mean luma and log mean chroma magnitude: their differences between two images are the log
+  brightness ratio and the log saturation ratio (constant under a saturation change, varying with
+  hue under a colour cast);
+- log detail energies of luma: within 2x2 cells (finest band), within 4x4 cells, and between
+  neighbouring 4x4 cells (coarse band); and of chroma within 4x4 cells (chroma noise);
+- the 8x8 block grid (JPEG): log luma step across 8-pixel block edges, and its ratio to the steps
+  across the 4-pixel seams inside blocks.
+
+The network sees the difference of these features between the two images, so a log energy
+becomes a log-ratio.
 """
 
 from __future__ import annotations
@@ -14,56 +23,45 @@ import torch.nn.functional as F
 from torch import Tensor
 
 #: Number of feature channels returned by :func:`fixed_features`.
-N_FIXED = 9
+N_FIXED = 11
 _EPS = 1e-5
-
-
-def _opponent(x: Tensor) -> Tensor:
-    r, g, b = x.unbind(1)
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return torch.stack([y, r - g, 0.5 * (r + g) - b], dim=1)
-
-
-def _up(x: Tensor, size: tuple[int, int]) -> Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def _band(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Band-pass energy of ``x`` and its 2x down-sampled low-pass."""
-    low = F.avg_pool2d(x, 2)
-    return (x - _up(low, x.shape[-2:])) ** 2, low
 
 
 def _log(e: Tensor) -> Tensor:
     return 0.25 * torch.log(e + _EPS)
 
 
-def fixed_features(x: Tensor) -> Tensor:
-    """(N, 3, H, W) with H, W multiples of 16 -> (N, N_FIXED, H/4, W/4).
+def _var(x: Tensor, dim: int) -> Tensor:
+    return (x * x).mean(dim) - x.mean(dim) ** 2
+
+
+def fixed_features(cells: Tensor) -> Tensor:
+    """(N, 48, h, w) space-to-depth(4) cells of an RGB image (h, w even) -> (N, N_FIXED, h, w).
 
     Example:
-        >>> fixed_features(torch.rand(2, 3, 32, 32)).shape
-        torch.Size([2, 9, 8, 8])
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> fixed_features(torch.nn.functional.pixel_unshuffle(x, 4)).shape
+        torch.Size([2, 11, 8, 8])
     """
-    opp = _opponent(x)
-    y = opp[:, :1]
-    e0, y1 = _band(y)
-    e1, y2 = _band(y1)
-    e2, _ = _band(y2)
-    c0, _ = _band(opp[:, 1:])
-    energies = torch.cat([
-        F.avg_pool2d(e0, 4), F.avg_pool2d(e1, 2), e2, F.avg_pool2d(c0.sum(1, keepdim=True), 4),
-    ], dim=1)
-    # JPEG: gradients across 8x8 block boundaries versus inside blocks, per block.
-    dx = F.pad((y[..., :, 1:] - y[..., :, :-1]).abs(), (0, 1))
-    dy = F.pad((y[..., 1:, :] - y[..., :-1, :]).abs(), (0, 0, 0, 1))
-    col = (torch.arange(x.shape[-1], device=x.device) % 8 == 7).to(x.dtype)
-    row = (torch.arange(x.shape[-2], device=x.device) % 8 == 7).to(x.dtype).view(-1, 1)
-    grid = torch.cat([
-        F.avg_pool2d(dx * col, 8) * 8, F.avg_pool2d(dx * (1 - col), 8) * (8 / 7),
-        F.avg_pool2d(dy * row, 8) * 8, F.avg_pool2d(dy * (1 - row), 8) * (8 / 7),
-    ], dim=1)
-    grid = F.interpolate(grid, scale_factor=2.0, mode="nearest")
-    boundary = _log(grid[:, 0:1] ** 2 + grid[:, 2:3] ** 2)
-    inside = _log(grid[:, 1:2] ** 2 + grid[:, 3:4] ** 2)
-    return torch.cat([F.avg_pool2d(opp, 4), _log(energies), boundary, boundary - inside], dim=1)
+    n, _, h, w = cells.shape
+    r, g, b = cells.view(n, 3, 4, 4, h, w).unbind(1)  # each (N, 4, 4, h, w): row, column in the cell
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    o1, o2 = r - g, 0.5 * (r + g) - b
+    y16 = y.reshape(n, 16, h, w)
+    mean_y = y16.mean(1, keepdim=True)
+    mean_o = torch.stack([o1.reshape(n, 16, h, w).mean(1), o2.reshape(n, 16, h, w).mean(1)], 1)
+    chroma = torch.sqrt(o1 * o1 + o2 * o2 + 1e-4).reshape(n, 16, h, w).mean(1, keepdim=True)  # eps: finite grad
+    fine = _var(y.view(n, 2, 2, 2, 2, h, w).permute(0, 1, 3, 2, 4, 5, 6).reshape(n, 4, 4, h, w), 2).mean(1)
+    cell = _var(y16, 1)
+    coarse = F.avg_pool2d(mean_y * mean_y, 3, 1, 1, count_include_pad=False) - F.avg_pool2d(
+        mean_y, 3, 1, 1, count_include_pad=False) ** 2
+    chroma_var = _var(o1.reshape(n, 16, h, w), 1) + _var(o2.reshape(n, 16, h, w), 1)
+    # steps between neighbouring cells: last column of a cell against the first of the next one
+    step_x = F.pad((y[:, :, 0, :, 1:] - y[:, :, 3, :, :-1]).abs().mean(1), (0, 1))
+    step_y = F.pad((y[:, 0, :, 1:, :] - y[:, 3, :, :-1, :]).abs().mean(1), (0, 0, 0, 1))
+    # cell k's right edge is an 8x8 block edge for odd k and a seam inside a block for even k
+    edge = step_x[..., 1::2].repeat_interleave(2, -1) ** 2 + step_y[..., 1::2, :].repeat_interleave(2, -2) ** 2
+    seam = step_x[..., 0::2].repeat_interleave(2, -1) ** 2 + step_y[..., 0::2, :].repeat_interleave(2, -2) ** 2
+    tone = torch.cat([torch.log(mean_y + 0.01), torch.log(chroma)], 1) * 0.5
+    energies = _log(torch.stack([fine, cell, coarse.squeeze(1), chroma_var, edge], 1))
+    return torch.cat([mean_y, mean_o, tone, energies, energies[:, -1:] - _log(seam.unsqueeze(1))], 1)

@@ -1,15 +1,18 @@
 """The anti-symmetric distortion predictor P(reference, image) -> signed maps (N, 8, H, W).
 
-Architecture (built for cost: every convolution runs at 1/4 resolution or below)::
+Built for cost: nothing but a space-to-depth reshape runs at full resolution::
 
-    image x --space-to-depth(4)--+--> encoder E (shared, once per image) --> f4, f8, f16
-             fixed features ------+                                           (1/4, 1/8, 1/16)
-    s = f(ref) + f(img)   (even under swapping)      d = f(img) - f(ref)   (odd)
-    g(s, d): light U-Net decoder from 1/16 to 1/4, 8 outputs
-    P(ref, img) = g(s, d) - g(s, -d), upsampled x4 (bilinear) and cropped
+    x --space-to-depth(4)--> cells (48 ch) + fixed features (1/4) --> encoder E, once per image
+                                                                      -> f4, f8, f16 (1/4, 1/8, 1/16)
+    s = E(ref) + E(img)  (even under swapping)     d = E(img) - E(ref)  (odd)
+    low-resolution pair head g at 1/16 and 1/8, evaluated in both orders: h8 = g(s, d) - g(s, -d)
+    1/4 head, evaluated once and odd in d by construction:
+        z = up(h8) + A d4  (A linear, no bias)      z = z * sigmoid(B s4)  (even gate)
+        maps4 = C odd_act(z)  (C linear, no bias; odd_act(-z) == -odd_act(z) bit for bit)
+    maps = bilinear x4 upsampling of maps4, cropped to the input size
 
-Swapping the inputs leaves ``s`` unchanged and negates ``d`` (exactly, in floating point), so
-``P(a, b) == -P(b, a)`` and ``P(a, a) == 0`` hold for any weights.
+Swapping the inputs leaves ``s`` unchanged and negates ``d`` and ``h8`` exactly in floating point,
+so ``P(a, b) == -P(b, a)`` and ``P(a, a) == 0`` hold bit for bit, for any weights.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ..channels import CHANNELS
 from .features import N_FIXED, fixed_features
@@ -27,6 +31,26 @@ MIN_SIZE = 16
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding=k // 2), nn.SiLU())
+
+
+class OddConv1x1(nn.Conv2d):
+    """1x1 convolution without bias, so odd: f(-x) == -f(x) bit for bit.
+
+    It runs with an explicit zero bias (a non-persistent buffer), because oneDNN's bias-free 1x1
+    kernels are several times slower on CPU; adding +0.0 keeps the oddness exact.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 1, bias=False)
+        self.register_buffer("zero_bias", torch.zeros(cout), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.zero_bias.to(self.weight.dtype))
+
+
+def odd_act(z: Tensor) -> Tensor:
+    """z * sigmoid(|z|): smooth, odd bit for bit (computed from |z|), slope 1/2 at 0."""
+    return z * torch.sigmoid(z.abs())
 
 
 def pad16(x: Tensor) -> Tensor:
@@ -40,8 +64,9 @@ class DistortionPredictor(nn.Module):
     """Signed per-channel distortion maps of ``image`` relative to ``reference``.
 
     Inputs (N, 3, H, W) in [0, 1] with H, W >= 16; output (N, 8, H, W) in
-    :data:`~pixelperfect_loss.channels.CHANNELS` order. This module does not validate its
-    inputs: use :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that.
+    :data:`~pixelperfect_loss.channels.CHANNELS` order (or the native 1/4-resolution maps of the
+    padded input with ``lowres=True``). This module does not validate its inputs: use
+    :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that.
 
     Example:
         >>> net = DistortionPredictor()
@@ -52,50 +77,52 @@ class DistortionPredictor(nn.Module):
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
-        w1, w2, w3 = width, width * 3 // 2, width * 2
-        c0 = 48 + N_FIXED
+        w1, w2, w3, w4 = width * 3 // 4, width * 3 // 2, width * 2, width // 2
         self.width = width
-        self.stem = nn.Sequential(_conv(c0, w1, 1), _conv(w1, w1))
+        self.stem_cells = nn.Conv2d(48, w1, 1)
+        self.stem_fixed = nn.Conv2d(N_FIXED, w1, 1)
         self.down8 = nn.Sequential(_conv(w1, w2, 3, 2), _conv(w2, w2))
         self.down16 = nn.Sequential(_conv(w2, w3, 3, 2), _conv(w3, w3))
-        # pair decoder g(s, d)
+        # low-resolution pair head g(s, d), evaluated in both orders
         self.fuse16 = nn.Sequential(_conv(2 * w3, w3), _conv(w3, w3))
         self.context = nn.Linear(w3, w3)
         self.in8 = _conv(2 * w2, w2, 1)
-        self.fuse8 = nn.Sequential(_conv(w3 + w2, w2), _conv(w2, w2))
-        self.in4 = _conv(2 * (w1 + c0), w1, 1)
-        self.fuse4 = nn.Sequential(_conv(w2 + w1, w1), _conv(w1, w1))
-        self.out = nn.Conv2d(w1, len(CHANNELS), 1)
+        self.fuse8 = nn.Sequential(_conv(w3 + w2, w2, 1), _conv(w2, w4))
+        # 1/4 head, odd in d
+        self.odd_in = OddConv1x1(w1 + N_FIXED, w4)
+        self.gate = nn.Conv2d(w1 + N_FIXED, w4, 1)
+        self.out = OddConv1x1(w4, len(CHANNELS))
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16)."""
-        x0 = torch.cat([F.pixel_unshuffle(x - 0.5, 4), fixed_features(x)], dim=1)
-        f4 = self.stem(x0)
+        cells = F.pixel_unshuffle(x, 4)
+        if cells.requires_grad:  # recompute the cheap fixed features in backward instead of storing them
+            fixed = checkpoint(fixed_features, cells, use_reentrant=False)
+        else:
+            fixed = fixed_features(cells)
+        f4 = F.silu(self.stem_cells(cells) + self.stem_fixed(fixed))
         f8 = self.down8(f4)
-        f16 = self.down16(f8)
-        return [torch.cat([f4, x0], dim=1), f8, f16]
+        return [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]
 
     def _g(self, s: list[Tensor], d: list[Tensor]) -> Tensor:
         h16 = self.fuse16(torch.cat([s[2], d[2]], dim=1))
         h16 = h16 + self.context(h16.mean(dim=(-2, -1)))[..., None, None]
         h8 = self.in8(torch.cat([s[1], d[1]], dim=1))
-        h8 = self.fuse8(torch.cat([F.interpolate(h16, scale_factor=2.0, mode="nearest"), h8], dim=1))
-        h4 = self.in4(torch.cat([s[0], d[0]], dim=1))
-        h4 = self.fuse4(torch.cat([F.interpolate(h8, scale_factor=2.0, mode="nearest"), h4], dim=1))
-        return self.out(h4)
-
-    def forward_lowres(self, reference: Tensor, image: Tensor) -> Tensor:
-        """Maps at 1/4 of the padded resolution (what training regresses)."""
-        # Each half runs as its own call (never batched together), so that swapping the inputs
-        # reproduces the same floating-point operations and the anti-symmetry is bit-exact.
-        fr, fi = self.encode(pad16(reference)), self.encode(pad16(image))
-        s = [a + b for a, b in zip(fr, fi)]
-        return self._g(s, [b - a for a, b in zip(fr, fi)]) - self._g(s, [a - b for a, b in zip(fr, fi)])
+        return self.fuse8(torch.cat([F.interpolate(h16, scale_factor=2.0, mode="nearest"), h8], dim=1))
 
     def forward(self, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
         """Maps (N, 8, H, W); with ``lowres=True`` the 1/4-resolution maps of the padded input."""
         h, w = reference.shape[-2:]
-        low = self.forward_lowres(reference, image)
+        # Each image is encoded by its own call and the pair head runs once per order, never
+        # batched together, so that swapping the inputs repeats the same floating-point operations.
+        fr, fi = self.encode(pad16(reference)), self.encode(pad16(image))
+        s = [a + b for a, b in zip(fr, fi)]
+        d_fwd = [b - a for a, b in zip(fr, fi)]
+        d_bwd = [a - b for a, b in zip(fr, fi)]
+        h8 = self._g(s, d_fwd) - self._g(s, d_bwd)
+        z = F.interpolate(h8, scale_factor=2.0, mode="bilinear", align_corners=False) + self.odd_in(d_fwd[0])
+        z = z * torch.sigmoid(self.gate(s[0]))
+        low = self.out(odd_act(z))
         if lowres:
             return low
         up = F.interpolate(low, scale_factor=4.0, mode="bilinear", align_corners=False)

@@ -13,8 +13,8 @@ import torch
 
 RECIPES = {
     # name: (steps, batch, crop)
-    "full": (10000, 16, 128),
-    "quick": (1200, 16, 128),
+    "full": (24000, 16, 128),
+    "quick": (3000, 16, 128),
 }
 
 

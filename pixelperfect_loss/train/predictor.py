@@ -48,12 +48,14 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[T
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
                     batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
-                    progress: bool = True) -> DistortionPredictor:
+                    progress: bool = True, stop_after: int | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
     ``resume=True`` training continues from it. Losses go to ``out/predictor-log.jsonl``.
     Each step's samples depend only on (seed, step, rank), so a resumed run sees the same data.
+    ``stop_after`` ends the run after that many steps (as an interruption would), leaving the
+    checkpoint to resume from.
     """
     rank, world = rank_and_world()
     out = Path(out)
@@ -95,9 +97,12 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
             log.write(step=step, loss=loss.item(), **parts, lr=opt.param_groups[0]["lr"],
                       seconds=round(time.time() - t0, 1))
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        if rank == 0 and ((step + 1) % ckpt_every == 0 or step == steps - 1):
+        interrupted = stop_after is not None and step + 1 >= stop_after
+        if rank == 0 and ((step + 1) % ckpt_every == 0 or step == steps - 1 or interrupted):
             atomic_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                          "config": config}, ckpt_path)
+        if interrupted:
+            return net
     if rank == 0:
         save_weights(net, out / "predictor.safetensors", config)
     return net

@@ -1,0 +1,1 @@
+"""Benchmark scripts for pixelperfect_loss (run as ``python -m benchmarks.<name>``)."""

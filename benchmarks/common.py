@@ -1,0 +1,104 @@
+"""Shared helpers for the benchmark scripts: machine description, timing, memory, RESULTS.md.
+
+Memory is measured as *autograd saved-tensor memory*: the bytes of the unique storages that
+autograd saves for backward during ``fn`` (captured with
+``torch.autograd.graph.saved_tensors_hooks``), plus the storages of the tensor(s) ``fn``
+returns. On CPU there is no reliable allocator statistic (RSS growth is dominated by the
+allocator's caching and by whatever else the process holds), and ``tracemalloc`` does not see
+torch's allocations. For a forward + backward pass the saved activations are the dominant,
+size-dependent memory cost, so this is the quantity compared. On CUDA
+``torch.cuda.max_memory_allocated`` is used instead.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def machine_line() -> str:
+    """One line describing the CPU, core count, torch version, thread count and today's date."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, {datetime.date.today():%Y-%m-%d}")
+
+
+def write_section(name: str, markdown: str, command: str) -> None:
+    """Replace (or append) the ``name`` block of benchmarks/RESULTS.md."""
+    block = (f"<!-- begin:{name} -->\n## {name}\n\nCommand: `{command}`\n\n{machine_line()}\n\n"
+             f"{markdown.strip()}\n<!-- end:{name} -->")
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(rf"<!-- begin:{re.escape(name)} -->.*?<!-- end:{re.escape(name)} -->",
+                         re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory(fn: Callable[[], object], device: str = "cpu",
+                exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes used by one call of ``fn`` (see the module docstring for what is counted).
+
+    On CPU: unique storages saved for backward plus those of ``fn``'s returned tensor(s);
+    storages of ``exclude`` (e.g. the network's parameters) are not counted.
+    On CUDA: ``torch.cuda.max_memory_allocated`` growth over the memory allocated before.
+    """
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+
+    seen = {t.untyped_storage().data_ptr() for t in exclude}
+    total = 0
+
+    def count(t: torch.Tensor) -> None:
+        nonlocal total
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        count(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    for t in out if isinstance(out, (tuple, list)) else [out]:
+        if isinstance(t, torch.Tensor):
+            count(t)
+    return total

@@ -1,0 +1,237 @@
+"""Accuracy of the distortion predictor on photos it was never trained on.
+
+Run from the repository root (``--data`` is the shared evaluation folder; never trained on)::
+
+    python -m benchmarks.predictor_accuracy --data ../shared/data/cbsd68 [--weights FILE] [--quick]
+
+1. Engine triplets (fixed evaluation seed 2024, 256x256 centre crops): per-channel mean absolute
+   error, sign accuracy where |label| > 0.2, and the cross-talk matrix: mean |map_j| when only
+   channel i was applied (whole-image mask, strength uniform in [0.3, 1]), divided by the
+   diagonal entry of row i.
+2. Distortions made by independent code, not the engine (Pillow's filters, enhancers, colour
+   matrix and JPEG encoder; numpy noise): which channel has the largest |mean map| and its sign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageFilter
+
+from pixelperfect_loss.channels import CHANNELS, INDEX
+from pixelperfect_loss.data import image_paths, read_image
+from pixelperfect_loss.engine import make_triplets
+from pixelperfect_loss.engine.recipes import OPERATORS, TWO_SIDED, Recipe, apply_recipe
+from pixelperfect_loss.functional import distortion_maps
+from pixelperfect_loss.weights import load_predictor
+
+from .common import write_section
+
+SEED = 2024
+CROP = 256
+
+
+def centre_crops(folder: str, n: int | None) -> torch.Tensor:
+    out = []
+    for p in image_paths(folder)[:n]:
+        x = read_image(p)
+        h, w = x.shape[-2:]
+        t, l = (h - CROP) // 2, (w - CROP) // 2
+        out.append(x[:, t:t + CROP, l:l + CROP])
+    return torch.stack(out)
+
+
+def predict(net, ref: torch.Tensor, img: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([distortion_maps(ref[i:i + batch], img[i:i + batch], net) for i in range(0, len(ref), batch)])
+
+
+def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
+    g = torch.Generator().manual_seed(SEED)
+    abs_err = torch.zeros(8, dtype=torch.float64)
+    count = 0
+    hit = torch.zeros(8, dtype=torch.float64)
+    strong = torch.zeros(8, dtype=torch.float64)
+    for _ in range(repeats):
+        ref, img, lab = make_triplets(clean, g)
+        pred = predict(net, ref, img)
+        abs_err += (pred - lab).abs().double().sum((0, 2, 3))
+        count += lab[:, 0].numel()
+        s = lab.abs() > 0.2
+        hit += ((torch.sign(pred) == torch.sign(lab)) & s).double().sum((0, 2, 3))
+        strong += s.double().sum((0, 2, 3))
+    mae = abs_err / count
+    acc = hit / strong.clamp_min(1)
+    rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | labelled pixels |", "|---|---|---|---|"]
+    for c, name in enumerate(CHANNELS):
+        rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {int(strong[c])} |")
+    total = hit.sum() / strong.sum()
+    rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {int(strong.sum())} |")
+    return "\n".join(rows), {"sign_accuracy": float(total)}
+
+
+def crosstalk(net, clean: torch.Tensor) -> tuple[str, dict]:
+    n, _, h, w = clean.shape
+    g = torch.Generator().manual_seed(SEED + 1)
+    mat = torch.zeros(8, 8, dtype=torch.float64)
+    for i, name in enumerate(CHANNELS):
+        strength = torch.zeros(n, 8)
+        strength[:, i] = 0.3 + 0.7 * torch.rand(n, generator=g)
+        neg_ok = (name, -1) in OPERATORS
+        sign = torch.zeros(n, 8, dtype=torch.long)
+        sign[:, i] = torch.where((torch.rand(n, generator=g) < 0.5) & neg_ok, -1, 1)
+        variant = torch.zeros(n, 8, dtype=torch.long)
+        for sg in (1, -1):
+            k = len(OPERATORS.get((name, sg), ()))
+            if k:
+                variant[:, i] = torch.where(sign[:, i] == sg, torch.randint(0, k, (n,), generator=g), variant[:, i])
+        recipe = Recipe(strength, sign, variant, torch.ones(n, 8, h, w))
+        img = apply_recipe(clean, recipe, g)
+        mat[i] = predict(net, clean, img).abs().double().mean((0, 2, 3))
+    rel = mat / mat.diag().view(-1, 1)
+    off = rel.clone().fill_diagonal_(0)
+    rows = ["| applied \\ response | " + " | ".join(CHANNELS) + " |", "|---" * 9 + "|"]
+    for i, name in enumerate(CHANNELS):
+        cells = [f"**{rel[i, j]:.2f}** ({mat[i, j]:.3f})" if i == j else f"{rel[i, j]:.2f}" for j in range(8)]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    worst = float(off.max())
+    i, j = divmod(int(off.argmax()), 8)
+    rows.append(f"\nLargest cross-talk: {worst:.2f} of the diagonal ({CHANNELS[i]} read as {CHANNELS[j]}); "
+                f"{int((off > 0.1).sum())} of 56 off-diagonal entries exceed 0.1.")
+    return "\n".join(rows), {"max_crosstalk": worst}
+
+
+# ----------------------------------------------------------------------------- independent distortions
+def _pil(x: torch.Tensor) -> Image.Image:
+    return Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
+
+
+def _tensor(im: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def _jpeg(im: Image.Image, q: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=q)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def _matrix(r: float, g: float, b: float):
+    return lambda im: im.convert("RGB", (r, 0, 0, 0, 0, g, 0, 0, 0, 0, b, 0))
+
+
+def _noise(sigma: float, rng: np.random.Generator):
+    def f(im: Image.Image) -> Image.Image:
+        a = np.asarray(im, dtype=np.float64) / 255
+        a = a + rng.normal(0, sigma, a.shape)
+        return Image.fromarray((a.clip(0, 1) * 255 + 0.5).astype(np.uint8))
+    return f
+
+
+def _poisson(peak: float, rng: np.random.Generator):
+    def f(im: Image.Image) -> Image.Image:
+        a = np.asarray(im, dtype=np.float64) / 255
+        a = rng.poisson(a * peak) / peak
+        return Image.fromarray((a.clip(0, 1) * 255 + 0.5).astype(np.uint8))
+    return f
+
+
+def _downup(factor: int):
+    def f(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        return im.resize((w // factor, h // factor), Image.BICUBIC).resize((w, h), Image.BICUBIC)
+    return f
+
+
+def independent_cases(rng: np.random.Generator) -> list[tuple[str, str, int, object, bool]]:
+    """(description, expected channel, expected sign, function on a PIL image, swap the pair)."""
+    E = ImageEnhance
+    return [
+        ("Pillow GaussianBlur r=1", "blur", 1, lambda im: im.filter(ImageFilter.GaussianBlur(1)), False),
+        ("Pillow GaussianBlur r=2.5", "blur", 1, lambda im: im.filter(ImageFilter.GaussianBlur(2.5)), False),
+        ("Pillow BoxBlur r=2", "blur", 1, lambda im: im.filter(ImageFilter.BoxBlur(2)), False),
+        ("Pillow bicubic down-up x3", "blur", 1, _downup(3), False),
+        ("Pillow UnsharpMask r=2 150%", "blur", -1, lambda im: im.filter(ImageFilter.UnsharpMask(2, 150, 0)), False),
+        ("Pillow UnsharpMask r=3 300%", "blur", -1, lambda im: im.filter(ImageFilter.UnsharpMask(3, 300, 0)), False),
+        ("numpy gaussian noise sigma=0.04", "noise", 1, _noise(0.04, rng), False),
+        ("numpy gaussian noise sigma=0.08", "noise", 1, _noise(0.08, rng), False),
+        ("numpy Poisson noise peak=60", "noise", 1, _poisson(60, rng), False),
+        ("numpy noise 0.06, pair swapped (denoised)", "noise", -1, _noise(0.06, rng), True),
+        ("Pillow JPEG q=10", "jpeg", 1, lambda im: _jpeg(im, 10), False),
+        ("Pillow JPEG q=25", "jpeg", 1, lambda im: _jpeg(im, 25), False),
+        ("Pillow JPEG q=15, pair swapped", "jpeg", -1, lambda im: _jpeg(im, 15), True),
+        ("Pillow Brightness 1.4", "brightness", 1, lambda im: E.Brightness(im).enhance(1.4), False),
+        ("Pillow Brightness 0.6", "brightness", -1, lambda im: E.Brightness(im).enhance(0.6), False),
+        ("Pillow Contrast 1.6", "contrast", 1, lambda im: E.Contrast(im).enhance(1.6), False),
+        ("Pillow Contrast 0.5", "contrast", -1, lambda im: E.Contrast(im).enhance(0.5), False),
+        ("Pillow Color 1.8", "saturation", 1, lambda im: E.Color(im).enhance(1.8), False),
+        ("Pillow Color 0.3", "saturation", -1, lambda im: E.Color(im).enhance(0.3), False),
+        ("Pillow colour matrix R x1.15 B x0.85", "warmth", 1, _matrix(1.15, 1.0, 0.85), False),
+        ("Pillow colour matrix R x0.85 B x1.15", "warmth", -1, _matrix(0.85, 1.0, 1.15), False),
+        ("Pillow colour matrix G x0.85 R,B x1.06", "tint", 1, _matrix(1.06, 0.85, 1.06), False),
+        ("Pillow colour matrix G x1.12 R,B x0.95", "tint", -1, _matrix(0.95, 1.12, 0.95), False),
+    ]
+
+
+def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
+    rng = np.random.default_rng(SEED)
+    rows = ["| distortion (independent code) | expected | right channel strongest | right sign | "
+            "mean map on expected | strongest other channel |", "|---|---|---|---|---|---|"]
+    right_all, sign_all, total = 0, 0, 0
+    for desc, chan, sign, fn, swap in independent_cases(rng):
+        ims = [_pil(x) for x in clean]
+        dist = torch.stack([_tensor(fn(im)) for im in ims])
+        base = torch.stack([_tensor(im) for im in ims])
+        ref, img = (dist, base) if swap else (base, dist)
+        means = predict(net, ref, img).double().mean((2, 3))
+        c = INDEX[chan]
+        strongest = means.abs().argmax(1)
+        right = (strongest == c)
+        good_sign = torch.sign(means[:, c]) == sign
+        other = means.abs().clone()
+        other[:, c] = -1
+        j = int(other.mean(0).argmax())
+        right_all += int((right & good_sign).sum())
+        sign_all += int(good_sign.sum())
+        total += len(right)
+        rows.append(f"| {desc} | {chan} {'+' if sign > 0 else '-'} | {100 * right.double().mean():.0f}% | "
+                    f"{100 * good_sign.double().mean():.0f}% | {means[:, c].mean():+.3f} | "
+                    f"{CHANNELS[j]} {means[:, j].mean():+.3f} |")
+    frac = right_all / total
+    rows.append(f"\nRight channel strongest and right sign: **{100 * frac:.1f}%** of {total} cases; "
+                f"right sign on the expected channel: {100 * sign_all / total:.1f}%.")
+    return "\n".join(rows), {"independent_right": frac}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/cbsd68", help="evaluation photos (never trained on)")
+    ap.add_argument("--weights", default=None, help="predictor weights (default: the packaged ones)")
+    ap.add_argument("--repeats", type=int, default=3, help="engine triplets per image")
+    ap.add_argument("--quick", action="store_true", help="8 images, 1 repeat, print only")
+    args = ap.parse_args(argv)
+    net = load_predictor(args.weights)
+    clean = centre_crops(args.data, 8 if args.quick else None)
+    t1, m1 = engine_metrics(net, clean, 1 if args.quick else args.repeats)
+    t2, m2 = crosstalk(net, clean)
+    t3, m3 = independent(net, clean)
+    targets = (f"Targets: sign accuracy >= 95% (got {100 * m1['sign_accuracy']:.1f}%), right channel in >= 90% of "
+               f"independent cases (got {100 * m3['independent_right']:.1f}%), cross-talk < 0.1 of the diagonal "
+               f"(worst {m2['max_crosstalk']:.2f}).")
+    md = (f"Evaluation images: `{args.data}` ({len(clean)} centre crops of {CROP}x{CROP}), weights: "
+          f"`{args.weights or 'packaged'}`.\n\n{targets}\n\n### Engine triplets (seed {SEED}, {args.repeats} per image)\n\n"
+          f"{t1}\n\n### Cross-talk (row: channel applied alone; entries relative to the diagonal, "
+          f"absolute mean |map| in brackets)\n\n{t2}\n\n### Independent implementations\n\n{t3}\n")
+    print(md)
+    if not args.quick:
+        cmd = "python -m benchmarks.predictor_accuracy --data ../shared/data/cbsd68" + (
+            f" --weights {args.weights}" if args.weights else "")
+        write_section("predictor_accuracy", md, cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""PixelPerfectLoss and the functional API."""
+
+import copy
+
+import pytest
+import torch
+
+from pixelperfect_loss import CHANNELS, PixelPerfectLoss, pixelperfect_loss
+from pixelperfect_loss.engine import operators as op
+
+
+@pytest.fixture(scope="module")
+def loss_fn():
+    return PixelPerfectLoss()
+
+
+def test_zero_when_output_equals_target(loss_fn, photos):
+    assert loss_fn(photos, photos).item() == 0.0
+    assert pixelperfect_loss(photos, photos, channels="noise").item() == 0.0
+
+
+@pytest.mark.parametrize("direction", ["both", "more", "less"])
+def test_gradients_finite_at_identity_constant_and_extremes(direction, photos):
+    fn = PixelPerfectLoss(direction=direction)
+    const = torch.full_like(photos, 0.5)
+    blurred = op.gaussian_blur(photos, torch.ones(4))
+    for target, output in [(photos, photos), (const, const), (torch.zeros_like(photos), torch.ones_like(photos)),
+                           (photos, blurred), (torch.ones_like(photos), photos)]:
+        out = output.clone().requires_grad_()
+        tgt = target.clone().requires_grad_()
+        fn(out, tgt).backward()
+        assert torch.isfinite(out.grad).all()
+        assert tgt.grad is None  # gradients flow to the output only
+
+
+def test_direction_more_ignores_sharpening_but_penalises_blur(photos):
+    more = PixelPerfectLoss(channels=["blur"], direction="more", reduction="none")
+    less = PixelPerfectLoss(channels=["blur"], direction="less", reduction="none")
+    blurred = op.gaussian_blur(photos, torch.full((4,), 0.4))
+    assert (more(blurred, photos) > less(blurred, photos)).all()
+    assert (more(photos, blurred) < less(photos, blurred)).all()  # the photo is sharper than the blurred target
+
+
+def test_reductions_channels_and_weights(photos):
+    noisy = op.gaussian_noise(photos, torch.full((4,), 0.5), torch.Generator().manual_seed(0))
+    none = PixelPerfectLoss(channels=["blur", "noise"], reduction="none")(noisy, photos)
+    assert none.shape == (4,)
+    torch.testing.assert_close(PixelPerfectLoss(channels=["blur", "noise"])(noisy, photos), none.mean())
+    torch.testing.assert_close(PixelPerfectLoss(channels=["blur", "noise"], reduction="sum")(noisy, photos), none.sum())
+    w = PixelPerfectLoss(channels=["blur", "noise"], weights=[2.0, 3.0], reduction="none")(noisy, photos)
+    b = PixelPerfectLoss(channels="blur", reduction="none")(noisy, photos)
+    n = PixelPerfectLoss(channels="noise", reduction="none")(noisy, photos)
+    torch.testing.assert_close(w, 2 * b + 3 * n)
+
+
+def test_maps_method_and_frozen_eval(loss_fn, photos):
+    m = loss_fn.maps(photos.flip(-1), photos)
+    assert m.shape == (4, 8, 64, 64)
+    loss_fn.train()
+    assert loss_fn.training and not loss_fn.predictor.training
+    assert not any(p.requires_grad for p in loss_fn.parameters())
+    loss_fn.eval()
+
+
+def test_state_dict_round_trip_and_deepcopy(loss_fn, photos):
+    other = PixelPerfectLoss(channels=["noise"])
+    other.load_state_dict(loss_fn.state_dict())
+    torch.testing.assert_close(other.channel_weights, loss_fn.channel_weights)
+    clone = copy.deepcopy(loss_fn)
+    x = photos.flip(-2)
+    assert clone(x, photos).item() == loss_fn(x, photos).item()
+
+
+def test_float64_output_dtype_follows_input(photos):
+    fn = PixelPerfectLoss().double()
+    x = photos.double()
+    out = fn(x.flip(-1), x)
+    assert out.dtype == torch.float64
+    assert fn.maps(x.flip(-1), x).dtype == torch.float64
+
+
+def test_gradcheck_float64_small():
+    fn = PixelPerfectLoss(channels=["blur", "brightness"]).double()
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 16, 16, dtype=torch.float64) * 0.8 + 0.1
+    output = (target + 0.05 * torch.randn_like(target)).clamp(0.05, 0.95).requires_grad_()
+    assert torch.autograd.gradcheck(lambda o: fn(o, target), (output,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(channels=["blurr"]), "unknown channel 'blurr'; valid channels are " + ", ".join(CHANNELS)),
+    (dict(channels=[]), "at least one"),
+    (dict(direction="up"), "direction"),
+    (dict(reduction="max"), "reduction"),
+    (dict(channels=["blur"], weights=[1.0, 2.0]), "weights"),
+    (dict(weights=[-1.0] * 8), "non-negative"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PixelPerfectLoss(**kwargs)
+
+
+@pytest.mark.parametrize("make,err,match", [
+    (lambda x: (x[0], x), ValueError, "output: expected shape"),
+    (lambda x: (x, x[..., :32]), ValueError, "same shape"),
+    (lambda x: ((x * 255).to(torch.uint8), x), TypeError, "output: expected a floating-point"),
+    (lambda x: (x * 2 - 1, x), ValueError, r"output: expected values in \[0, 1\]"),
+    (lambda x: (x, torch.full_like(x, float("nan"))), ValueError, "target: contains NaN"),
+    (lambda x: (x[:, :2], x[:, :2]), ValueError, "1 \\(gray\\) or 3"),
+    (lambda x: (x[:0], x[:0]), ValueError, "non-empty"),
+    (lambda x: (x.numpy(), x), TypeError, "torch.Tensor"),
+])
+def test_bad_input(loss_fn, photos, make, err, match):
+    out, tgt = make(photos)
+    with pytest.raises(err, match=match):
+        loss_fn(out, tgt)
+
+
+def test_gray_input_accepted(loss_fn, photos):
+    g = photos.mean(1, keepdim=True)
+    assert loss_fn(g, g).item() == 0.0

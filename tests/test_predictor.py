@@ -1,0 +1,113 @@
+"""The anti-symmetric predictor, the packaged weights and their loading."""
+
+import pytest
+import torch
+
+from pixelperfect_loss import CHANNELS, DistortionPredictor, distortion_maps
+from pixelperfect_loss.weights import find_weights, load_predictor, load_strict, read_weights, save_weights
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return load_predictor()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 16, 16), (1, 3, 37, 53), (3, 3, 64, 48)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_antisymmetry_random_weights(shape, dtype):
+    torch.manual_seed(0)
+    net = DistortionPredictor().to(dtype)
+    a, b = torch.rand(shape, dtype=dtype), torch.rand(shape, dtype=dtype)
+    with torch.no_grad():
+        p = net(a, b)
+        assert p.shape == (shape[0], 8, *shape[2:]) and p.dtype == dtype
+        assert torch.equal(p, -net(b, a))
+        assert torch.equal(net(a, a), torch.zeros_like(p))
+        assert p.abs().max() > 0
+
+
+def test_exact_antisymmetry_trained_weights(trained, photos):
+    other = (photos * 0.8 + 0.1).flip(-1)
+    with torch.no_grad():
+        assert torch.equal(trained(photos, other), -trained(other, photos))
+        assert trained(photos, photos).abs().max() == 0
+
+
+def test_functional_identity_is_zero(photos):
+    assert distortion_maps(photos, photos).abs().max() == 0
+
+
+def test_trained_directions_on_known_distortions(photos):
+    """Signs of the strongest, most common distortions; spatial means of the maps."""
+    from pixelperfect_loss.engine import operators as op
+
+    cases = [
+        ("blur", 1, op.gaussian_blur(photos, torch.full((4,), 0.5))),
+        ("blur", -1, op.unsharp_mask(photos, torch.full((4,), 0.8), torch.Generator().manual_seed(0))),
+        ("noise", 1, op.gaussian_noise(photos, torch.full((4,), 0.6), torch.Generator().manual_seed(0))),
+        ("brightness", 1, op.brightness_gain(photos, torch.full((4,), 0.6))),
+        ("brightness", -1, op.brightness_gain(photos, torch.full((4,), -0.6))),
+        ("saturation", -1, op.saturation_luma(photos, torch.full((4,), -0.8))),
+        ("warmth", 1, op.warmth_gain(photos, torch.full((4,), 0.8))),
+    ]
+    for channel, sign, img in cases:
+        m = distortion_maps(photos, img).mean((0, 2, 3))
+        assert sign * m[CHANNELS.index(channel)] > 0.05, (channel, sign, m)
+        # and the swapped pair reads the opposite
+        assert sign * distortion_maps(img, photos).mean((0, 2, 3))[CHANNELS.index(channel)] < -0.05
+
+
+def test_any_size_above_minimum_and_minimum_error():
+    x = torch.rand(1, 3, 16, 19)
+    assert distortion_maps(x, x.flip(-1)).shape == (1, 8, 16, 19)
+    with pytest.raises(ValueError, match=">= 16"):
+        distortion_maps(torch.rand(1, 3, 15, 40), torch.rand(1, 3, 15, 40))
+
+
+def test_safetensors_round_trip(tmp_path):
+    torch.manual_seed(1)
+    net = DistortionPredictor(width=16)
+    path = save_weights(net, tmp_path / "predictor.safetensors", {"width": 16})
+    back = load_predictor(path)
+    for (k, v), (k2, v2) in zip(net.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert not back.training and not any(p.requires_grad for p in back.parameters())
+
+
+def test_shipped_weights_load_strictly():
+    path = find_weights("predictor")
+    tensors, meta = read_weights(path)
+    net = DistortionPredictor(width=int(meta["width"]))
+    assert set(tensors) == set(net.state_dict())
+    load_strict(net, tensors)
+
+
+def test_missing_or_misshapen_tensor_is_an_error(tmp_path):
+    net = DistortionPredictor()
+    tensors = {k: v.clone() for k, v in net.state_dict().items()}
+    key = next(iter(tensors))
+    missing = dict(tensors)
+    del missing[key]
+    with pytest.raises(ValueError, match=f"missing {key}"):
+        load_strict(DistortionPredictor(), missing)
+    bad = dict(tensors)
+    bad[key] = torch.zeros(1)
+    with pytest.raises(ValueError, match="misshapen"):
+        load_strict(DistortionPredictor(), bad)
+    extra = dict(tensors, stray=torch.zeros(1))
+    with pytest.raises(ValueError, match="unexpected stray"):
+        load_strict(DistortionPredictor(), extra)
+
+
+def test_corrupted_and_truncated_files_are_errors(tmp_path):
+    good = save_weights(DistortionPredictor(), tmp_path / "good.safetensors", {"width": 32})
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(good.read_bytes()[:1000])
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    for p in (trunc, junk):
+        with pytest.raises(ValueError, match="not a readable safetensors"):
+            load_predictor(p)
+    narrow = save_weights(DistortionPredictor(width=16), tmp_path / "narrow.safetensors", {"width": 32})
+    with pytest.raises(ValueError, match="misshapen"):
+        load_predictor(narrow)

@@ -1,0 +1,52 @@
+"""Training: the command line, checkpoints, resuming, loadable weights."""
+
+import json
+
+import pytest
+import torch
+
+from pixelperfect_loss.train.__main__ import main
+from pixelperfect_loss.train.predictor import map_loss, train_predictor
+from pixelperfect_loss.weights import load_predictor
+
+
+def test_map_loss_balances_channels_and_is_zero_at_labels():
+    labels = torch.zeros(2, 8, 8, 8)
+    labels[:, 0, :4] = 0.5
+    assert map_loss(labels, labels)[0].item() == 0.0
+    loss, parts = map_loss(torch.zeros_like(labels), labels)
+    # missing the labelled region costs its full value, however small the region
+    assert loss.item() == pytest.approx(0.5 + 0.25, rel=1e-6) and parts["image"] == pytest.approx(0.25)
+
+
+def test_bare_command_defaults_train_on_embedded_images_and_write_loadable_weights(tmp_path):
+    assert main(["--steps", "3", "--batch", "2", "--crop", "64", "--out", str(tmp_path), "--no-progress"]) == 0
+    net = load_predictor(tmp_path)
+    x = torch.rand(1, 3, 32, 32)
+    assert net(x, x).abs().max() == 0
+    log = [json.loads(line) for line in (tmp_path / "predictor-log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 0 and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False)
+    full = train_predictor(None, tmp_path / "a", **kw)
+    train_predictor(None, tmp_path / "b", stop_after=3, **kw)
+    assert torch.load(tmp_path / "b" / "predictor.ckpt", weights_only=True)["step"] == 3
+    assert not (tmp_path / "b" / "predictor.safetensors").exists()
+    resumed = train_predictor(None, tmp_path / "b", resume=True, **kw)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not list((tmp_path / "b").glob("*.tmp"))  # atomic writes leave no partial files
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train_predictor(None, tmp_path, steps=2, batch=1, crop=32, resume=True, progress=False)
+
+
+def test_bad_arguments(capsys):
+    assert main(["--crop", "40", "--steps", "1"]) == 2
+    assert "--crop" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["scorer-that-does-not-exist"])
