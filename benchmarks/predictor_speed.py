@@ -62,6 +62,17 @@ class LpipsAlexSized(nn.Module):
         return sum(lin((a - b) ** 2).mean((2, 3)) for lin, (a, b) in zip(self.lins, pairs))
 
 
+class NativeMaps(nn.Module):
+    """Our predictor as the loss runs it: maps at its native 1/4 resolution (no upsampling)."""
+
+    def __init__(self, net: DistortionPredictor) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.net(reference, image, lowres=True)
+
+
 class L1(nn.Module):
     def forward(self, reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return (image - reference).abs()
@@ -95,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     shape, repeats = ((2, 3, 64, 64), 1) if args.quick else ((8, 3, 256, 256), 5)
 
-    nets = {"DistortionPredictor (ours), full-res maps": DistortionPredictor(),
+    ours = DistortionPredictor()
+    nets = {"DistortionPredictor (ours), as in the loss": NativeMaps(ours),
+            "DistortionPredictor (ours), full-res maps": ours,
             "LPIPS-AlexNet-sized": LpipsAlexSized(), "L1": L1()}
     results = {name: measure(net.eval(), shape, repeats) for name, net in nets.items()}
     _, base_t, base_m = results["LPIPS-AlexNet-sized"]
@@ -107,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, (params, seconds, memory) in results.items():
         lines.append(f"| {name} | {params:,} | {seconds:.4f} | {seconds / base_t:.2f}x | "
                      f"{memory / 2**20:.1f} | {memory / base_m:.2f}x |")
-    _, ours_t, ours_m = results["DistortionPredictor (ours), full-res maps"]
+    _, ours_t, ours_m = results["DistortionPredictor (ours), as in the loss"]
     time_ok, mem_ok = ours_t / base_t <= TIME_TARGET, ours_m / base_m <= MEMORY_TARGET
     lines += ["", f"- Time target (ours <= {TIME_TARGET}x LPIPS-AlexNet): "
                   f"{ours_t / base_t:.2f}x, **{'PASS' if time_ok else 'FAIL'}**",

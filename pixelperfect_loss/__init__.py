@@ -12,8 +12,9 @@ Example:
 from .channels import CHANNELS
 from .functional import distortion_maps, pixelperfect_loss
 from .loss import PixelPerfectLoss
-from .nets import DistortionPredictor
+from .metric import PixelPerfect
+from .nets import DistortionPredictor, RelationalScorer
 
 __version__ = "0.1.0"
-__all__ = ["CHANNELS", "DistortionPredictor", "PixelPerfectLoss", "__version__", "distortion_maps",
-           "pixelperfect_loss"]
+__all__ = ["CHANNELS", "DistortionPredictor", "PixelPerfect", "PixelPerfectLoss", "RelationalScorer", "__version__",
+           "distortion_maps", "pixelperfect_loss"]

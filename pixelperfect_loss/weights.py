@@ -157,6 +157,17 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     return path
 
 
+def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
+    file = find_weights(net, path, **hub)
+    tensors, meta = read_weights(file)
+    module = build(meta, file)
+    load_strict(module, tensors, source=f"weights {file}")
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
 def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
     """The pretrained :class:`~pixelperfect_loss.nets.DistortionPredictor`, frozen and in eval mode.
 
@@ -169,15 +180,22 @@ def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
     """
     from .nets import DistortionPredictor
 
-    file = find_weights("predictor", path, **hub)
-    tensors, meta = read_weights(file)
-    try:
-        width = int(meta.get("width", 32))
-    except ValueError:
-        raise ValueError(f"weights: {file} has a malformed 'width' metadata entry {meta.get('width')!r}") from None
-    net = DistortionPredictor(width=width)
-    load_strict(net, tensors, source=f"weights {file}")
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+    def build(meta: dict[str, str], file: Path) -> nn.Module:
+        try:
+            return DistortionPredictor(width=int(meta.get("width", 32)))
+        except ValueError:
+            raise ValueError(f"weights: {file} has a malformed 'width' metadata entry {meta.get('width')!r}") from None
+
+    return _load("predictor", build, path, hub)
+
+
+def load_scorer(path: str | Path | None = None, **hub: Any) -> nn.Module:
+    """The pretrained :class:`~pixelperfect_loss.nets.RelationalScorer`, frozen and in eval mode.
+
+    Example:
+        >>> load_scorer().training
+        False
+    """
+    from .nets import RelationalScorer
+
+    return _load("scorer", lambda meta, file: RelationalScorer(), path, hub)

@@ -173,3 +173,22 @@ def test_bad_input_errors(photos):
         make_triplets(photos * 2 - 1)
     with pytest.raises(ValueError, match="k:"):
         make_ranked_sets(photos, 1)
+
+
+@pytest.mark.parametrize("fn", __import__("pixelperfect_loss.engine.other", fromlist=["x"]).OTHER_OPERATORS,
+                         ids=lambda f: f.__name__)
+def test_other_operators_identity_range_and_monotone(fn, photos):
+    assert torch.equal(_run(fn, photos, torch.zeros(4)), photos)
+    dists = []
+    for t in (0.25, 0.5, 1.0):
+        y = _run(fn, photos, torch.full((4,), t), seed=2)
+        assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+        dists.append(float((y - photos).abs().mean()))
+    assert dists[0] < dists[1] < dists[2], dists
+
+
+def test_ranked_sets_with_other_operators(photos):
+    s = make_ranked_sets(photos.repeat(2, 1, 1, 1), 3, torch.Generator().manual_seed(0), p_other=0.5)
+    assert s.other.any() and (~s.other).any()
+    assert (s.labels[s.other] == 0).all() and (s.labels[~s.other] != 0).any()
+    assert s.images.min() >= 0 and s.images.max() <= 1

@@ -19,6 +19,7 @@ from .._checks import check_image
 from ..channels import CHANNELS, INDEX
 from . import operators as op
 from .masks import random_masks
+from .other import OTHER_OPERATORS
 
 Operator = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
 
@@ -55,8 +56,9 @@ class Triplets(NamedTuple):
 class RankedSets(NamedTuple):
     reference: Tensor  #: (N, 3, H, W)
     images: Tensor     #: (N, K, 3, H, W), strength growing with the index
-    labels: Tensor     #: (N, K, 8, H, W)
+    labels: Tensor     #: (N, K, 8, H, W), zero for "other" sets
     ranks: Tensor      #: (N, K) ordinal ranks 1..K (0 would be the reference itself)
+    other: Tensor      #: (N,) True where the set was made by an operator outside the eight channels
 
 
 @dataclass
@@ -171,11 +173,13 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
 
 
 def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = None, *,
-                     max_channels: int = 2) -> RankedSets:
+                     max_channels: int = 2, p_other: float = 0.0) -> RankedSets:
     """One recipe per sample applied at k strictly growing strengths (j / k of the recipe's, j = 1..k).
 
     All versions share the channels, operators, masks and random draws (noise, angles), so that
-    they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0).
+    they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0). With
+    probability ``p_other`` a set is made instead by one operator outside the eight channels
+    (:mod:`.other`: fog, colour quantisation, pixelation, warping), with zero labels.
 
     Example:
         >>> s = make_ranked_sets(torch.rand(2, 3, 32, 32), 4, torch.Generator().manual_seed(0))
@@ -188,12 +192,23 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
     n, _, h, w = clean.shape
     recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=0.0,
                            min_strength=0.3, device=clean.device, dtype=clean.dtype)
+    other = _rand((n,), generator) < p_other
+    which = (_rand((n,), generator) * len(OTHER_OPERATORS)).long().clamp(max=len(OTHER_OPERATORS) - 1)
+    t_other = (0.3 + 0.7 * _rand((n,), generator)).to(clean.device, clean.dtype)
     seed = int(_rand((1,), generator).item() * 2**62)
     dev = generator.device if generator is not None else torch.device("cpu")
     images, labels = [], []
     for j in range(1, k + 1):
         g = torch.Generator(device=dev).manual_seed(seed)  # same random draws at every level
-        images.append(apply_recipe(clean, recipe, g, scale=j / k))
-        labels.append(recipe.labels(scale=j / k))
+        x = apply_recipe(clean, recipe, g, scale=j / k)
+        lab = recipe.labels(scale=j / k)
+        for o, fn in enumerate(OTHER_OPERATORS):
+            sel = (other & (which == o)).nonzero().flatten().to(clean.device)
+            if len(sel):
+                x = x.index_copy(0, sel, fn(clean[sel], t_other[sel] * j / k,
+                                            torch.Generator(device=dev).manual_seed(seed + 1 + o)))
+                lab = lab.index_fill(0, sel, 0.0)
+        images.append(x)
+        labels.append(lab)
     ranks = torch.arange(1, k + 1, device=clean.device).expand(n, k)
-    return RankedSets(clean, torch.stack(images, 1), torch.stack(labels, 1), ranks)
+    return RankedSets(clean, torch.stack(images, 1), torch.stack(labels, 1), ranks, other.to(clean.device))

@@ -1,5 +1,6 @@
-"""The networks: the anti-symmetric distortion predictor (and, later, the relational scorer)."""
+"""The networks: the anti-symmetric distortion predictor and the relational scorer."""
 
 from .predictor import MIN_SIZE, DistortionPredictor
+from .scorer import RelationalScorer, generic_features, map_features
 
-__all__ = ["MIN_SIZE", "DistortionPredictor"]
+__all__ = ["MIN_SIZE", "DistortionPredictor", "RelationalScorer", "generic_features", "map_features"]

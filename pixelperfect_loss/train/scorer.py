@@ -1,0 +1,91 @@
+"""Training the relational scorer on the engine's ranked sets (the predictor stays frozen).
+
+Each step draws sets of one reference and k versions of one recipe at growing strength (30% of
+them made by operators outside the eight channels) and applies a pairwise RankNet objective: every
+weaker version must score above every stronger one, and the reference (score 0) above all.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..data import RandomCrops
+from ..engine import make_ranked_sets
+from ..nets import RelationalScorer, generic_features, map_features
+from ..weights import load_predictor, save_weights
+from .common import LossLog, atomic_save, cosine_lr, load_checkpoint, step_generator
+
+
+def pair_features(predictor: nn.Module, reference: Tensor, image: Tensor) -> Tensor:
+    """(N, 32) scorer features of (reference, image) pairs: map features then generic ones."""
+    maps = predictor(reference, image, lowres=True)
+    h, w = reference.shape[-2:]
+    maps = maps[..., :-(-h // 4), :-(-w // 4)]
+    return torch.cat([map_features(maps), generic_features(reference, image)], 1)
+
+
+def ranknet_loss(scores: Tensor) -> Tensor:
+    """Pairwise logistic loss for (N, K) scores whose index grows with distortion strength;
+    the reference (score 0) counts as index -1.
+
+    Example:
+        >>> ranknet_loss(torch.tensor([[-1.0, -5.0, -9.0]])) < ranknet_loss(torch.tensor([[-9.0, -5.0, -1.0]]))
+        tensor(True)
+    """
+    s = torch.cat([torch.zeros_like(scores[:, :1]), scores], 1)
+    diff = s[:, :, None] - s[:, None, :]  # diff[i, j] = s_i - s_j, want > 0 for i < j
+    k = s.shape[1]
+    upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=s.device), diagonal=1)
+    return F.softplus(-diff[:, upper]).mean()
+
+
+def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, predictor_path: str | Path | None = None,
+                 steps: int = 600, batch: int = 8, k: int = 4, crop: int = 128, lr: float = 1e-2, seed: int = 0,
+                 ckpt_every: int = 250, log_every: int = 25, resume: bool = False, progress: bool = True,
+                 p_other: float = 0.3) -> RelationalScorer:
+    """Train a :class:`RelationalScorer` and write ``out/scorer.safetensors``."""
+    out = Path(out)
+    predictor = load_predictor(predictor_path)
+    torch.manual_seed(seed)
+    scorer = RelationalScorer()
+    opt = torch.optim.Adam(scorer.parameters(), lr=lr)
+    ckpt_path, start = out / "scorer.ckpt", 0
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        scorer.load_state_dict(ckpt["model"], strict=True)
+        opt.load_state_dict(ckpt["opt"])
+        start = int(ckpt["step"])
+    data = RandomCrops(images, size=crop, seed=seed + 1)
+    log = LossLog(out / "scorer-log.jsonl")
+    config: dict[str, Any] = dict(steps=steps, batch=batch, k=k, crop=crop, lr=lr, seed=seed, p_other=p_other,
+                                  images=str(images) if images is not None else "embedded")
+    t0 = time.time()
+    for step in tqdm(range(start, steps), initial=start, total=steps, desc="scorer", disable=not progress):
+        sets = make_ranked_sets(data.batch(step * batch, batch), k, step_generator(seed, step), p_other=p_other)
+        with torch.no_grad():
+            ref = sets.reference.repeat_interleave(k, 0)
+            feats = pair_features(predictor, ref, sets.images.flatten(0, 1))
+        scores = scorer(feats).view(batch, k)
+        loss = ranknet_loss(scores)
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr, warmup=50)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % log_every == 0 or step == steps - 1:
+            order_ok = (scores[:, :-1] > scores[:, 1:]).float().mean().item()
+            log.write(step=step, loss=loss.item(), pairs_in_order=order_ok, seconds=round(time.time() - t0, 1))
+        if (step + 1) % ckpt_every == 0 or step == steps - 1:
+            atomic_save({"model": scorer.state_dict(), "opt": opt.state_dict(), "step": step + 1,
+                         "config": config}, ckpt_path)
+    save_weights(scorer, out / "scorer.safetensors", config)
+    return scorer

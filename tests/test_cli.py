@@ -1,0 +1,86 @@
+"""The pixelperfect command line, end to end on temporary files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelperfect_loss.cli import main
+from pixelperfect_loss.data import embedded_image_paths, read_image
+from pixelperfect_loss.engine import operators as op
+
+
+def _save(x: torch.Tensor, path):
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    ref = read_image(embedded_image_paths()[0])[:, :96, :128]
+    blur = op.gaussian_blur(ref[None], torch.tensor([0.6]))[0]
+    noise = op.gaussian_noise(ref[None], torch.tensor([0.3]), torch.Generator().manual_seed(0))[0]
+    (d / "refs").mkdir()
+    (d / "out").mkdir()
+    paths = {"ref": _save(ref, d / "ref.png"), "blur": _save(blur, d / "blur.png"), "noise": _save(noise, d / "noise.png")}
+    _save(ref, d / "refs" / "a.png")
+    _save(ref, d / "refs" / "b.png")
+    _save(blur, d / "out" / "a.png")
+    _save(noise, d / "out" / "b.png")
+    paths["dir"] = d
+    return paths
+
+
+def test_score_table_and_json(files, capsys):
+    assert main(["score", files["ref"], files["blur"], files["ref"]]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert "rank" in lines[0] and lines[1].split()[1] == files["ref"]  # the identical image is best
+    assert main(["score", files["ref"], files["blur"], files["noise"], "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert all(r["score"] < 0 for r in rows) and "blur" in rows[0]["report"]
+
+
+def test_score_folders_paired_by_name(files, capsys):
+    d = files["dir"]
+    assert main(["score", "--ref-dir", str(d / "refs"), "--dir", str(d / "out"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.png", "b.png"]
+
+
+def test_maps_figure_is_a_png_of_the_expected_size(files, tmp_path, capsys):
+    out = tmp_path / "maps.png"
+    assert main(["maps", files["ref"], files["blur"], "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 800 and 250 < im.size[1] < 800
+        assert np.asarray(im.convert("RGB")).std() > 10  # not blank
+
+
+def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "best first" in text and "heavy-noise" in text
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["score", "missing.png", "also-missing.png"], "no such image file"),
+    (["score", "REF_ONLY"], "expected a reference"),
+    (["maps", "{ref}", "{bad}"], "cannot read"),
+    (["maps", "{ref}", "{small}"], "same size"),
+    (["score", "--ref-dir", "{dir}/nowhere", "--dir", "{dir}/out"], "--ref-dir"),
+])
+def test_errors_are_one_line_on_stderr(files, tmp_path, capsys, argv, match):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    small = _save(torch.rand(3, 32, 32), tmp_path / "small.png")
+    argv = [a.format(ref=files["ref"], bad=bad, small=small, dir=files["dir"]) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err

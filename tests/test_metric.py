@@ -1,0 +1,95 @@
+"""The relational scorer and the PixelPerfect metric API."""
+
+import pytest
+import torch
+
+from pixelperfect_loss import CHANNELS
+from pixelperfect_loss.engine import make_ranked_sets
+from pixelperfect_loss.engine import operators as op
+from pixelperfect_loss.metric import PixelPerfect
+from pixelperfect_loss.nets import RelationalScorer, generic_features
+from pixelperfect_loss.train.scorer import ranknet_loss
+
+
+@pytest.fixture(scope="module")
+def pp():
+    return PixelPerfect()
+
+
+def test_score_identical_is_exactly_zero(pp, photos):
+    s = pp.score(photos, photos)
+    assert s.shape == (4,) and torch.equal(s, torch.zeros(4))
+
+
+def test_score_negative_for_distorted_images(pp, photos):
+    for img in (op.gaussian_noise(photos, torch.full((4,), 0.5), torch.Generator().manual_seed(0)),
+                op.gaussian_blur(photos, torch.full((4,), 0.5)),
+                photos.flip(-1)):
+        assert (pp.score(photos, img) < 0).all()
+    # a one-pixel change still scores below zero
+    tiny = photos.clone()
+    tiny[:, :, 10, 10] = 1 - tiny[:, :, 10, 10]
+    assert (pp.score(photos, tiny) < 0).all()
+
+
+def test_ranked_set_comes_out_in_order(pp, photos):
+    sets = make_ranked_sets(photos, 4, torch.Generator().manual_seed(11))
+    images = [sets.images[:, j] for j in range(4)]
+    order = pp.rank(sets.reference, images)
+    assert order.shape == (4, 4)
+    assert (order == torch.arange(4)).all(), order
+
+
+def test_compare_orders_sum_to_one_exactly(pp, photos):
+    a = op.gaussian_noise(photos, torch.full((4,), 0.2), torch.Generator().manual_seed(0))
+    b = op.gaussian_blur(photos, torch.full((4,), 0.6))
+    p = pp.compare(photos, a, b)
+    q = pp.compare(photos, b, a)
+    assert torch.equal(p + q, torch.ones(4))
+    assert torch.equal(pp.compare(photos, a, a), torch.full((4,), 0.5))
+    assert (pp.compare(photos, photos, b) > 0.5).all()  # the reference itself beats a distorted image
+
+
+def test_score_is_differentiable_with_finite_gradients(pp, photos):
+    for img in (photos.clone(), torch.full_like(photos, 0.5), op.gaussian_blur(photos, torch.ones(4))):
+        x = img.clone().requires_grad_()
+        pp.score(photos, x).sum().backward()
+        assert torch.isfinite(x.grad).all()
+
+
+def test_gradcheck_score_float64():
+    pp64 = PixelPerfect().double()
+    torch.manual_seed(0)
+    ref = torch.rand(1, 3, 16, 16, dtype=torch.float64) * 0.8 + 0.1
+    img = (ref + 0.05 * torch.randn_like(ref)).clamp(0.05, 0.95).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: pp64.score(ref, x), (img,), eps=1e-6, atol=1e-5)
+
+
+def test_report_fields(pp, photos):
+    dark = op.brightness_gain(photos, torch.full((4,), -0.7))
+    rep = pp.report(photos, dark)
+    assert len(rep) == 4
+    for entry in rep:
+        assert set(CHANNELS) <= set(entry) and "other" in entry and entry["score"] < 0
+        assert all(0 <= entry[c]["area"] <= 1 for c in CHANNELS)
+        shares = sum(entry[c]["score_share"] for c in CHANNELS) + entry["other"]["score_share"]
+        assert shares == pytest.approx(entry["score"], rel=1e-4, abs=1e-6)
+
+
+def test_frozen_eval_and_bad_input(pp, photos):
+    pp.train()
+    assert not pp.predictor.training and not pp.scorer.training
+    with pytest.raises(ValueError, match="same shape"):
+        pp.score(photos, photos[..., :32])
+    with pytest.raises(TypeError, match="list"):
+        pp.rank(photos, photos)
+
+
+def test_scorer_construction_properties():
+    s = RelationalScorer()
+    assert torch.equal(s(torch.zeros(3, 32)), torch.zeros(3))
+    assert (s(torch.rand(3, 32) + 1e-3) < 0).all()
+    x = torch.rand(2, 3, 24, 40)
+    assert torch.equal(generic_features(x, x), torch.zeros(2, 16))
+    good = torch.tensor([[-1.0, -2.0, -3.0]])
+    assert ranknet_loss(good) < ranknet_loss(good.flip(1))
