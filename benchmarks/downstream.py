@@ -14,9 +14,12 @@ HF energy ratio (luma high-pass energy of output / ground truth; independent of 
 ``benchmarks/downstream.png`` (side-by-side crops, one cbsd68 and one cset14 image per task) and
 the ``downstream`` section of ``benchmarks/RESULTS.md``; models and per-task JSON go to ``--out``.
 
-A trained output is flagged **gamed?** when its HF ratio (geometric mean over images) exceeds 1.3
-(noisier / over-sharpened than the ground truth; also shown for L1, where it means under-trained)
-or, for the PixelPerfectLoss variants, when it loses more than 1 dB PSNR against L1.
+In the table a trained output is flagged **gamed?** when its HF ratio (geometric mean over images)
+exceeds 1.3 (noisier / over-sharpened than the ground truth; also shown for L1, where it means
+under-trained) or, for the PixelPerfectLoss variants, when it loses more than 1 dB PSNR against L1.
+The verdict (pooled over all evaluation images) calls a variant *gamed* when it loses more than
+1 dB against L1, or when its HF ratio exceeds 1.3 *and* is over 5% above L1's; *supported* when
+its HF ratio is at least 5% above L1's and closer to 1 (PSNR cost reported alongside).
 
 Threads: 1 by default. These convolutions are tiny (batch 8, 32 channels at 32x32); with 2
 threads on the 2-core machine next to another job a step took 0.3-0.9 s (threads spinning against
@@ -100,17 +103,21 @@ def verdict(report: dict, labels: dict) -> tuple[list[str], list[str]]:
     for variant in [v for v in res if v not in ("input", "l1")]:
         m = {k: pooled(res[variant], folders, k) for k in ("psnr", "hf_ratio", "blur", "noise")}
         cost = base["psnr"] - m["psnr"]
-        gamed = m["hf_ratio"] > GAMED_HF or cost > GAMED_PSNR_DB
-        sharper = m["hf_ratio"] > base["hf_ratio"] + 0.01 and abs(1 - m["hf_ratio"]) < abs(1 - base["hf_ratio"])
-        if gamed:
-            what = "**gamed**: " + ("HF ratio above 1.3 (noisier / over-sharp)" if m["hf_ratio"] > GAMED_HF
-                                     else f"PSNR drop above {GAMED_PSNR_DB:g} dB")
+        noisier = m["hf_ratio"] > GAMED_HF and m["hf_ratio"] > 1.05 * base["hf_ratio"]
+        sharper = m["hf_ratio"] >= 1.05 * base["hf_ratio"] and abs(1 - m["hf_ratio"]) < abs(1 - base["hf_ratio"])
+        if cost > GAMED_PSNR_DB:
+            what = f"**gamed**: PSNR drop above {GAMED_PSNR_DB:g} dB"
+        elif noisier:
+            what = f"**gamed**: HF ratio above {GAMED_HF} and above L1's (noisier / over-sharp)"
+        elif base["hf_ratio"] > GAMED_HF:
+            what = "inconclusive: the L1 output itself is noisier than the ground truth (under-trained)"
         elif base["hf_ratio"] >= 1:
             what = "not applicable: L1 leaves no blur by the independent measure (HF ratio >= 1)"
         elif sharper:
-            what = "**supported**: sharper by the independent measure, closer to the ground truth's detail"
+            what = ("**supported**: at least 5% more fine detail than L1 and closer to the ground truth's, "
+                    + ("at a small PSNR cost" if cost <= 0.5 else "but at a PSNR cost above 0.5 dB"))
         elif m["blur"] < base["blur"] - 0.005:
-            what = "**not supported**: the blur map fell but the independent HF ratio did not move towards 1"
+            what = "**not supported**: the blur map fell but the independent HF ratio did not rise by 5%"
         else:
             what = "**not supported**: no sharper output"
         lines.append(f"- {task}, {labels[variant]} vs L1 (all {sum(res['l1'][f]['images'] for f in folders)} "

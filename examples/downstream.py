@@ -54,16 +54,11 @@ METRICS = ("psnr", "ssim", "blur", "noise", "other", "hf_ratio")
 
 # ----------------------------------------------------------------------------- networks
 def conv_stack(cin: int, cout: int, width: int = 32, depth: int = 5) -> nn.Sequential:
-    """``depth`` 3x3 convolutions cin -> width -> ... -> cout with ReLUs; the last layer starts
-    small so that the residual starts near zero (output ~ input)."""
+    """``depth`` 3x3 convolutions cin -> width -> ... -> cout with ReLUs (PyTorch's default init)."""
     layers: list[nn.Module] = [nn.Conv2d(cin, width, 3, padding=1), nn.ReLU(inplace=True)]
     for _ in range(depth - 2):
         layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
-    last = nn.Conv2d(width, cout, 3, padding=1)
-    with torch.no_grad():
-        last.weight.mul_(0.1)
-        last.bias.zero_()
-    layers.append(last)
+    layers.append(nn.Conv2d(width, cout, 3, padding=1))
     return nn.Sequential(*layers)
 
 
@@ -72,19 +67,22 @@ class Denoiser(nn.Module):
 
     FFDNet-style for speed: the residual is computed by 5 conv layers (32 channels) on the 2x2
     pixel-unshuffled image (12 channels at half resolution) and pixel-shuffled back, which costs
-    a quarter of the same stack at full resolution and sees a 22x22 pixel neighbourhood."""
+    a quarter of the same stack at full resolution and sees a 22x22 pixel neighbourhood. The body
+    sees the input centred on 0 (x - 0.5), which trains markedly faster than raw [0, 1] input."""
 
     def __init__(self, width: int = 32, depth: int = 5) -> None:
         super().__init__()
         self.body = conv_stack(12, 12, width, depth)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + F.pixel_shuffle(self.body(F.pixel_unshuffle(x, 2)), 2)
+        return x + F.pixel_shuffle(self.body(F.pixel_unshuffle(x - 0.5, 2)), 2)
 
 
 class SRNet(nn.Module):
     """2x super-resolution: bicubic up-sampling of the low-res input + a residual computed by 5 conv
-    layers (32 channels) at low resolution and pixel-shuffled to full resolution (ESPCN-like)."""
+    layers (32 channels) at low resolution and pixel-shuffled to full resolution (ESPCN-like); the
+    body sees the input centred on 0. (With raw [0, 1] input and a near-zero last layer the L1-trained
+    residual collapsed to zero: bicubic PSNR after 900 steps.)"""
 
     def __init__(self, width: int = 32, depth: int = 5) -> None:
         super().__init__()
@@ -92,7 +90,7 @@ class SRNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         up = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-        return up + F.pixel_shuffle(self.body(x), 2)
+        return up + F.pixel_shuffle(self.body(x - 0.5), 2)
 
 
 def make_net(task: str) -> nn.Module:

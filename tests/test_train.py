@@ -25,7 +25,10 @@ def test_bare_command_defaults_train_on_embedded_images_and_write_loadable_weigh
     x = torch.rand(1, 3, 32, 32)
     assert net(x, x).abs().max() == 0
     log = [json.loads(line) for line in (tmp_path / "predictor-log.jsonl").read_text().splitlines()]
-    assert log[0]["step"] == 0 and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    assert log[0]["step"] == 0 and all(torch.isfinite(torch.tensor(r["loss"])) for r in log if "loss" in r)
+    from pixelperfect_loss.metric import PixelPerfect
+
+    assert PixelPerfect(tmp_path).score(x, x).item() == 0.0  # the scorer was trained and written too
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
@@ -50,3 +53,11 @@ def test_bad_arguments(capsys):
     assert "--crop" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["scorer-that-does-not-exist"])
+
+
+def test_background_workers_give_the_same_training(tmp_path):
+    kw = dict(steps=3, batch=2, crop=32, progress=False)
+    a = train_predictor(None, tmp_path / "a", workers=0, **kw)
+    b = train_predictor(None, tmp_path / "b", workers=2, **kw)
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), k

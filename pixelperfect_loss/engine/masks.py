@@ -35,7 +35,12 @@ def _coords(n: int, h: int, w: int) -> tuple[Tensor, Tensor]:
     return yy.view(1, 1, h, 1).expand(n, 1, h, w), xx.view(1, 1, 1, w).expand(n, 1, h, w)
 
 
-def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+def _keep(keep: Tensor | None, n: int) -> Tensor:
+    return torch.ones(n, dtype=torch.bool) if keep is None else keep
+
+
+def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
+                keep: Tensor | None = None) -> Tensor:
     """Smooth random fields: coarse uniform noise upsampled bicubically, then a soft threshold.
 
     Example:
@@ -43,26 +48,30 @@ def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None
         >>> m.shape, bool(m.min() >= 0), bool(m.max() <= 1)
         (torch.Size([2, 1, 32, 48]), True, True)
     """
+    keep = _keep(keep, n)
     cells = 2 + int(_rand((1,), generator).item() * 5)
-    coarse = _rand((n, 1, cells, cells), generator)
+    coarse = _rand((n, 1, cells, cells), generator)[keep]
     f = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
-    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)
-    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)
+    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)[keep]
+    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)[keep]
     return _squash(torch.sigmoid((f - thr) * sharp))
 
 
-def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
+               keep: Tensor | None = None) -> Tensor:
     """One to three soft ellipses at random places, sizes and orientations.
 
     Example:
         >>> blob_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    yy, xx = _coords(n, h, w)
-    out = torch.zeros(n, 1, h, w, dtype=torch.float64)
-    count = 1 + (_rand((n, 1, 1, 1), generator) * 3).floor()
+    keep = _keep(keep, n)
+    k = int(keep.sum())
+    yy, xx = _coords(k, h, w)
+    out = torch.zeros(k, 1, h, w, dtype=torch.float64)
+    count = 1 + (_rand((n, 1, 1, 1), generator)[keep] * 3).floor()
     for i in range(3):
-        p = _rand((6, n, 1, 1, 1), generator)
+        p = _rand((6, n, 1, 1, 1), generator)[:, keep]
         cy, cx = (p[0] - 0.5) * h / max(h, w), (p[1] - 0.5) * w / max(h, w)
         ay, ax = 0.1 + 0.35 * p[2], 0.1 + 0.35 * p[3]
         th = p[4] * math.pi
@@ -75,15 +84,17 @@ def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None)
     return _squash(out)
 
 
-def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
+                keep: Tensor | None = None) -> Tensor:
     """Soft half-planes (a ramp across the image) and soft bands, at random angles.
 
     Example:
         >>> plane_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    yy, xx = _coords(n, h, w)
-    p = _rand((5, n, 1, 1, 1), generator)
+    keep = _keep(keep, n)
+    yy, xx = _coords(int(keep.sum()), h, w)
+    p = _rand((5, n, 1, 1, 1), generator)[:, keep]
     th = p[0] * 2 * math.pi
     d = xx * torch.cos(th) + yy * torch.sin(th) - (p[1] - 0.5) * 0.6
     sharp = 4.0 + 30.0 * p[2]
@@ -94,19 +105,26 @@ def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None
 
 
 def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
-                 *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+                 *, keep: Tensor | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32) -> Tensor:
     """One strength mask per sample, (N, 1, H, W) in [0, 1], its family drawn at random.
+
+    With ``keep`` (a boolean (N,) tensor) only those masks are rendered (the others are zero);
+    the random draws, and so every rendered mask, are the same as without it.
 
     Example:
         >>> m = random_masks(4, 16, 16, torch.Generator().manual_seed(0))
         >>> m.shape, m.dtype
         (torch.Size([4, 1, 16, 16]), torch.float32)
     """
+    keep = _keep(keep, n).cpu()
     cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
     family = torch.searchsorted(cum[:-1], _rand((n,), generator).cpu(), right=True)
-    out = torch.ones(n, 1, h, w, dtype=torch.float64)
+    out = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    out[keep & (family == 0)] = 1.0
     for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):
         idx = (family == i).nonzero().flatten()
         if len(idx):
-            out[idx] = make(len(idx), h, w, generator)
+            kept = keep[idx]
+            out[idx[kept]] = make(len(idx), h, w, generator, keep=kept)
     return out.to(device=device, dtype=dtype)

@@ -112,7 +112,7 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
                 v = (u_var[:, i] * k).floor().long().clamp(max=k - 1)
                 variant[:, i] = torch.where(s == sg, v, variant[:, i])
     strength = torch.where(chosen, min_strength + (1 - min_strength) * u_t, 0.0)
-    masks = torch.stack([random_masks(n, h, w, generator)[:, 0] for _ in range(c)], dim=1)
+    masks = torch.stack([random_masks(n, h, w, generator, keep=chosen[:, i])[:, 0] for i in range(c)], dim=1)
     return Recipe(strength.to(dtype), sign, variant, masks.to(device=device, dtype=dtype))
 
 
@@ -126,7 +126,7 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
         >>> apply_recipe(x, random_recipe(2, 16, 16, g), g).shape
         torch.Size([2, 3, 16, 16])
     """
-    x = clean
+    x = clean.clone()
     strength = (recipe.strength.to(x.device) * torch.as_tensor(scale, device=x.device)).to(x.dtype)
     for name in ORDER:
         i = INDEX[name]
@@ -140,7 +140,7 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
                 xs = x[sel]
                 y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
                 m = recipe.masks[sel, i:i + 1].to(x.device, x.dtype)
-                x = x.index_copy(0, sel, xs + m * (y - xs))
+                x[sel] = xs + m * (y - xs)
     return x
 
 

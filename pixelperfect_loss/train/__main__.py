@@ -1,7 +1,9 @@
-"""Command line for training: ``python -m pixelperfect_loss.train [predictor] [options]``.
+"""Command line for training: ``python -m pixelperfect_loss.train [all|predictor|scorer] [options]``.
 
 With no sub-command, everything the package has is trained on the embedded images and the
-weights are written to ``--out`` (default ``weights/``).
+weights are written to ``--out`` (default ``weights/``). Under ``torchrun --nproc_per_node=N`` the
+predictor trains with DistributedDataParallel (gloo on CPU, nccl on GPU): each rank draws its own
+engine samples and only rank 0 writes checkpoints and weights.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="background processes making the predictor's training triplets (0: in the main process)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = "quick" if args.quick else "full"
+    from .common import init_distributed, rank_and_world
+
+    init_distributed()
 
     def settings(net: str) -> dict[str, int]:
         steps, batch, crop = RECIPES[net][recipe]
@@ -68,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.net in ("all", "predictor"):
         from .predictor import train_predictor
 
-        train_predictor(args.images, args.out, lr=args.lr, width=args.width, **settings("predictor"), **common)
-    if args.net in ("all", "scorer"):
+        train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
+                        **settings("predictor"), **common)
+    if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
         from pathlib import Path
 
         from .scorer import train_scorer

@@ -19,9 +19,62 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def init_distributed() -> bool:
+    """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on GPU); True if distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+    return True
+
+
+def parameter_checksums(module: torch.nn.Module) -> list[float]:
+    """Sum of every parameter of ``module`` on each rank (one entry per rank; one when not distributed)."""
+    total = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().view(1)
+    rank, world = rank_and_world()
+    if world == 1:
+        return [float(total)]
+    out = [torch.zeros_like(total) for _ in range(world)]
+    dist.all_gather(out, total)
+    return [float(t) for t in out]
+
+
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """A generator that depends only on (seed, step, rank): resuming replays the same samples."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 4099 + rank)
+
+
+class StepStream(torch.utils.data.IterableDataset):
+    """Yields ``make(step)`` for step = start .. stop - 1, in order.
+
+    Used through a :class:`torch.utils.data.DataLoader` with worker processes, so that the
+    distortion engine prepares the next steps' batches while the network trains on this one.
+    Each worker takes every k-th step and the loader interleaves them back in order; since
+    ``make(step)`` depends only on the step, the data is the same with any number of workers.
+    """
+
+    def __init__(self, make: Any, start: int, stop: int) -> None:
+        self.make, self.start, self.stop = make, start, stop
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        k, i = (1, 0) if info is None else (info.num_workers, info.id)
+        if info is not None:
+            torch.set_num_threads(1)
+        for step in range(self.start + i, self.stop, k):
+            yield self.make(step)
+
+
+def stream(make: Any, start: int, stop: int, workers: int) -> Any:
+    """Iterator over ``make(step)`` for the steps start .. stop - 1, prepared by ``workers`` processes."""
+    ds = StepStream(make, start, stop)
+    if workers <= 0:
+        return iter(ds)
+    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=2,
+                                            persistent_workers=False))
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

@@ -23,7 +23,19 @@ from ..data import RandomCrops
 from ..engine import make_triplets
 from ..nets import DistortionPredictor
 from ..weights import save_weights
-from .common import LossLog, atomic_save, cosine_lr, load_checkpoint, rank_and_world, step_generator
+from .common import (LossLog, atomic_save, cosine_lr, load_checkpoint, parameter_checksums, rank_and_world,
+                     step_generator, stream)
+
+
+class _Triplets:
+    """Picklable maker of one step's triplets (for data-loader workers)."""
+
+    def __init__(self, data: RandomCrops, batch: int, seed: int, rank: int, world: int) -> None:
+        self.data, self.batch, self.seed, self.rank, self.world = data, batch, seed, rank, world
+
+    def __call__(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        clean = self.data.batch((step * self.world + self.rank) * self.batch, self.batch)
+        return tuple(make_triplets(clean, step_generator(self.seed, step, self.rank)))
 
 
 def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
@@ -48,14 +60,15 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[T
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
                     batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
-                    progress: bool = True, stop_after: int | None = None) -> DistortionPredictor:
+                    progress: bool = True, stop_after: int | None = None, workers: int = 0) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
     ``resume=True`` training continues from it. Losses go to ``out/predictor-log.jsonl``.
     Each step's samples depend only on (seed, step, rank), so a resumed run sees the same data.
     ``stop_after`` ends the run after that many steps (as an interruption would), leaving the
-    checkpoint to resume from.
+    checkpoint to resume from. ``workers`` > 0 makes the engine's triplets in that many background
+    processes, overlapped with training (same data as ``workers=0``).
     """
     rank, world = rank_and_world()
     out = Path(out)
@@ -79,12 +92,10 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, images=str(images) if images is not None else "embedded")
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="predictor", disable=not progress or rank != 0)
+    batches = stream(_Triplets(data, batch, seed, rank, world), start, steps, workers)
     t0 = time.time()
     model.train()
-    for step in bar:
-        g = step_generator(seed, step, rank)
-        clean = data.batch((step * world + rank) * batch, batch)
-        ref, img, labels = make_triplets(clean, g)
+    for step, (ref, img, labels) in zip(bar, batches):
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr)
         pred = model(ref, img, lowres=True)
@@ -103,6 +114,10 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                          "config": config}, ckpt_path)
         if interrupted:
             return net
+    sums = parameter_checksums(net)  # every rank must end with the same weights
+    log.write(step=steps, rank_checksums=sums)
+    if len(set(sums)) != 1:
+        raise RuntimeError(f"distributed ranks diverged: parameter sums {sums}")
     if rank == 0:
         save_weights(net, out / "predictor.safetensors", config)
     return net
