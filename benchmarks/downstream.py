@@ -27,10 +27,10 @@ each other) instead of 0.03-0.05 s with 1 thread. On an idle machine ``--threads
 somewhat faster.
 
 Time: measured CPU cost per training step (batch 8 of 64x64, one thread, 2-core AMD EPYC, while
-another training job ran): 0.027 s (L1) and 0.048 s (with PixelPerfectLoss) for either task, i.e.
-about 0.24 s per step for the six runs, plus about 0.1 s per evaluated image (8 x 81 evaluations,
-about 65 s). The default 3000 steps therefore take about 0.24 * 3000 + 65 = 785 s, i.e. 13 min
-(expect up to ~50% more wall time if another job shares the core). ``--quick`` (20 steps, 32x32
+another training job ran): 0.029 s (L1) and 0.051 s (with PixelPerfectLoss) for either task, i.e.
+about 0.26 s per step for the six runs, plus about 0.1 s per evaluated image (8 x 81 evaluations,
+about 65 s). The default 3000 steps therefore take about 0.26 * 3000 + 65 = 850 s, i.e. 14 min
+(more if another job shares the core). ``--quick`` (20 steps, 32x32
 crops, 2 images per folder at 64x64) took 6 s of work (11 s with start-up) and writes nothing into
 ``benchmarks/`` (figure, models and JSON go to ``runs/downstream-quick``).
 """

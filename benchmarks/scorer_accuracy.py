@@ -200,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", nargs="+", default=DATA, help="evaluation photo folders (never trained on)")
     ap.add_argument("--weights", default=None, help="weights folder (default: the packaged ones)")
     ap.add_argument("--quick", action="store_true", help="4 photos of the first folder, 128x128 crops, print only")
+    ap.add_argument("--per-folder", type=int, default=None, help="use only the first N photos of each folder")
     args = ap.parse_args(argv)
     crop = 128 if args.quick else CROP
     torch.manual_seed(0)
     pp = PixelPerfect(args.weights).eval()
-    paths = image_paths(args.data[0])[:4] if args.quick else [p for d in args.data for p in image_paths(d)]
+    paths = image_paths(args.data[0])[:4] if args.quick else [
+        p for d in args.data for p in image_paths(d)[:args.per_folder]]
     gens = [torch.Generator().manual_seed(s) for s in SEEDS]
     families = independent_families()
     engine, indep = defaultdict(list), defaultdict(list)
@@ -214,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in gens:
             s = make_ranked_sets(x[None], K, g, p_other=0.3)
             fam = "other" if bool(s.other[0]) else engine_family(s.labels[0])
-            # clamped: the engine's quantise (non-integer level counts) can overshoot 1 slightly
-            engine[fam].append(evaluate(pp, s.reference[0], s.images[0].clamp(0, 1)))
+            engine[fam].append(evaluate(pp, s.reference[0], s.images[0]))
         im = _pil(x)
         ref = _tensor(im)
         for name, fns in families:
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         cmd = "python -m benchmarks.scorer_accuracy" + (
             f" --data {' '.join(args.data)}" if args.data != DATA else "") + (
-            f" --weights {args.weights}" if args.weights else "")
+            f" --weights {args.weights}" if args.weights else "") + (
+            f" --per-folder {args.per_folder}" if args.per_folder else "")
         write_section("scorer_accuracy", md, cmd)
     return 0
 

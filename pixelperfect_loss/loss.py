@@ -52,6 +52,19 @@ class PixelPerfectLoss(nn.Module):
         self.direction, self.reduction, self.check_range = direction, reduction, check_range
         self.predictor = load_predictor(weights_path)
 
+    @classmethod
+    def from_pretrained(cls, name: str = "pixelperfect-small", revision: str | None = None, *,
+                        cache_dir: str | Path | None = None, **kwargs) -> "PixelPerfectLoss":
+        """The loss on a named, versioned model (see :func:`pixelperfect_loss.weights.resolve_pretrained`).
+
+        Example:
+            >>> PixelPerfectLoss.from_pretrained("pixelperfect-small", channels=["blur"]).channels
+            ['blur']
+        """
+        from .weights import resolve_pretrained
+
+        return cls(weights_path=resolve_pretrained(name, revision, cache_dir=cache_dir), **kwargs)
+
     def train(self, mode: bool = True) -> "PixelPerfectLoss":
         super().train(mode)
         self.predictor.eval()

@@ -50,6 +50,19 @@ class PixelPerfect(nn.Module):
         self.scorer = load_scorer(weights_path, **hub)
         self.check_range = check_range
 
+    @classmethod
+    def from_pretrained(cls, name: str = "pixelperfect-small", revision: str | None = None, *,
+                        cache_dir: str | Path | None = None, **kwargs: Any) -> "PixelPerfect":
+        """A named, versioned model (see :func:`pixelperfect_loss.weights.resolve_pretrained`).
+
+        Example:
+            >>> PixelPerfect.from_pretrained("pixelperfect-small", revision="v1").training
+            False
+        """
+        from .weights import resolve_pretrained
+
+        return cls(resolve_pretrained(name, revision, cache_dir=cache_dir), **kwargs)
+
     def train(self, mode: bool = True) -> "PixelPerfect":
         super().train(mode)
         self.predictor.eval()

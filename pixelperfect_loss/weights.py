@@ -25,6 +25,9 @@ from torch import nn
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
 HUB_REVISION = "v1"
+#: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
+MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
+NETS = ("predictor", "scorer")
 #: sha256 of published weight files, keyed "repo@revision/filename"; checked after download.
 KNOWN_SHA256: dict[str, str] = {}
 
@@ -105,6 +108,33 @@ def find_weights(net: str = "predictor", path: str | Path | None = None, *, repo
         reason = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if offline else ""
         tried.append(f"Hugging Face Hub {hub_repo}@{revision}/{filename}{reason}: {type(exc).__name__}")
     raise FileNotFoundError(f"weights: no {filename} found; tried:\n  " + "\n  ".join(tried))
+
+
+def resolve_pretrained(name: str = "pixelperfect-small", revision: str | None = None, *,
+                       cache_dir: str | Path | None = None) -> Path:
+    """Folder holding ``predictor.safetensors`` and ``scorer.safetensors`` of a named version.
+
+    ``name`` is a key of :data:`MODELS` or a Hub repository id ("owner/name"); ``revision`` pins a
+    branch, tag or commit (default: the one registered for ``name``, else "main"). The version that
+    ships with the package is served from the installed files; others come from the Hub cache,
+    honouring ``HF_HUB_OFFLINE``, their sha256 checked where known.
+
+    Example:
+        >>> (resolve_pretrained() / "predictor.safetensors").is_file()
+        True
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a model name such as {next(iter(MODELS))!r} or a Hub repo id, got {name!r}")
+    repo_id, default_rev = MODELS.get(name, (name, "main"))
+    if name not in MODELS and "/" not in name:
+        raise ValueError(f"name: unknown model {name!r}; known names: {', '.join(MODELS)} (or a Hub repo id 'owner/name')")
+    revision = revision or default_rev
+    if (repo_id, revision) == (HUB_REPO, HUB_REVISION):
+        files = [_packaged(f"{net}.safetensors") for net in NETS]
+        if all(files):
+            return files[0].parent
+    files = [find_weights(net, repo_id=repo_id, revision=revision, cache_dir=cache_dir) for net in NETS]
+    return files[0].parent
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

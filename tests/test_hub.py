@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from pixelperfect_loss import weights as W
-from pixelperfect_loss.nets import DistortionPredictor
+from pixelperfect_loss import PixelPerfect, PixelPerfectLoss
+from pixelperfect_loss.nets import DistortionPredictor, RelationalScorer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _cache(tmp_path, repo="org/pp-test", revision="v1"):
+    """A Hugging Face cache laid out as hf_hub_download leaves it, holding both networks."""
     root = tmp_path / "hub"
     base = root / f"models--{repo.replace('/', '--')}"
     snap = base / "snapshots" / COMMIT
@@ -19,6 +21,7 @@ def _cache(tmp_path, repo="org/pp-test", revision="v1"):
     torch.manual_seed(3)
     net = DistortionPredictor(width=16)
     W.save_weights(net, snap / "predictor.safetensors", {"width": 16})
+    W.save_weights(RelationalScorer(), snap / "scorer.safetensors")
     return root, net
 
 
@@ -63,3 +66,22 @@ def test_order_explicit_path_then_env_then_package(tmp_path, monkeypatch):
     assert W.find_weights("predictor").name == "predictor.safetensors"
     with pytest.raises(FileNotFoundError, match="given as path"):
         W.find_weights("predictor", tmp_path / "missing.safetensors")
+
+
+def test_from_pretrained_named_version_pinned_revision_offline(tmp_path, offline, monkeypatch):
+    root, net = _cache(tmp_path)
+    monkeypatch.setitem(W.MODELS, "pp-test", ("org/pp-test", "v1"))
+    pp = PixelPerfect.from_pretrained("pp-test", cache_dir=root)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pp.predictor.state_dict().values()))
+    loss_fn = PixelPerfectLoss.from_pretrained("org/pp-test", revision="v1", cache_dir=root, channels=["noise"])
+    assert loss_fn.channels == ["noise"]
+    with pytest.raises(FileNotFoundError, match="org/pp-test@v2"):
+        PixelPerfect.from_pretrained("org/pp-test", revision="v2", cache_dir=root)
+
+
+def test_from_pretrained_packaged_default_and_bad_names():
+    assert (W.resolve_pretrained() / "scorer.safetensors").is_file()
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        W.resolve_pretrained("nope")
+    with pytest.raises(TypeError, match="name"):
+        W.resolve_pretrained(3)

@@ -62,6 +62,21 @@ def test_maps_method_and_frozen_eval(loss_fn, photos):
     loss_fn.eval()
 
 
+def test_pickle_round_trip(loss_fn, photos):
+    import pickle
+
+    back = pickle.loads(pickle.dumps(loss_fn))
+    x = photos.flip(-1)
+    assert back(x, photos).item() == loss_fn(x, photos).item()
+
+
+def test_different_devices_are_an_error(photos):
+    from pixelperfect_loss._checks import check_pair
+
+    with pytest.raises(ValueError, match="reference and image: expected the same device"):
+        check_pair(photos, photos.to("meta"), check_range=False)
+
+
 def test_state_dict_round_trip_and_deepcopy(loss_fn, photos):
     other = PixelPerfectLoss(channels=["noise"])
     other.load_state_dict(loss_fn.state_dict())

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=32, help="base channel width of the predictor")
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of the training process (default: the cores left by --workers)")
     p.add_argument("--workers", type=int, default=1,
                    help="background processes making the predictor's training triplets (0: in the main process)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.workers > 0 and not torch.cuda.is_available():  # leave the workers their cores
+        import os
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
     recipe = "quick" if args.quick else "full"
     from .common import init_distributed, rank_and_world
 
