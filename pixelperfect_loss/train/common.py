@@ -99,6 +99,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def resume(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """Restore ``model`` and ``opt`` from the checkpoint at ``path``; return the next step."""
+    ckpt = load_checkpoint(path)
+    if ckpt is None:
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    model.load_state_dict(ckpt["model"], strict=True)
+    opt.load_state_dict(ckpt["opt"])
+    return int(ckpt["step"])
+
+
 class LossLog:
     """Appends one JSON line per logged step to ``path`` (only on rank 0)."""
 

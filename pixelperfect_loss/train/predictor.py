@@ -23,8 +23,8 @@ from ..data import RandomCrops
 from ..engine import make_triplets
 from ..nets import DistortionPredictor
 from ..weights import save_weights
-from .common import (LossLog, atomic_save, cosine_lr, load_checkpoint, parameter_checksums, rank_and_world,
-                     step_generator, stream)
+from .common import LossLog, atomic_save, cosine_lr, parameter_checksums, rank_and_world, step_generator, stream
+from .common import resume as resume_from
 
 
 class _Triplets:
@@ -79,14 +79,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         model = torch.nn.parallel.DistributedDataParallel(net)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     ckpt_path = out / "predictor.ckpt"
-    start = 0
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        net.load_state_dict(ckpt["model"], strict=True)
-        opt.load_state_dict(ckpt["opt"])
-        start = int(ckpt["step"])
+    start = resume_from(ckpt_path, net, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,

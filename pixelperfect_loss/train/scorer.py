@@ -20,7 +20,8 @@ from ..data import RandomCrops
 from ..engine import make_ranked_sets
 from ..nets import RelationalScorer, generic_features, map_features
 from ..weights import load_predictor, save_weights
-from .common import LossLog, atomic_save, cosine_lr, load_checkpoint, step_generator
+from .common import LossLog, atomic_save, cosine_lr, step_generator
+from .common import resume as resume_from
 
 
 def pair_features(predictor: nn.Module, reference: Tensor, image: Tensor) -> Tensor:
@@ -56,14 +57,8 @@ def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, p
     torch.manual_seed(seed)
     scorer = RelationalScorer()
     opt = torch.optim.Adam(scorer.parameters(), lr=lr)
-    ckpt_path, start = out / "scorer.ckpt", 0
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        scorer.load_state_dict(ckpt["model"], strict=True)
-        opt.load_state_dict(ckpt["opt"])
-        start = int(ckpt["step"])
+    ckpt_path = out / "scorer.ckpt"
+    start = resume_from(ckpt_path, scorer, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed + 1)
     log = LossLog(out / "scorer-log.jsonl")
     config: dict[str, Any] = dict(steps=steps, batch=batch, k=k, crop=crop, lr=lr, seed=seed, p_other=p_other,
