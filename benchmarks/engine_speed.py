@@ -66,12 +66,16 @@ def overlapped_step(images: list[torch.Tensor], batch: int, crop: int, workers: 
         stamps.append(time.perf_counter())
 
     tp.LossLog.write = stamp
+    threads = torch.get_num_threads()
+    if workers:  # as the training command does: leave the workers their cores
+        torch.set_num_threads(max(1, threads - workers))
     try:
         with tempfile.TemporaryDirectory() as out:
             tp.train_predictor(images, out, steps=OVERLAP_STEPS + 6, batch=batch, crop=crop, workers=workers,
                                log_every=1, ckpt_every=10**9, progress=False)
     finally:
         tp.LossLog.write = real_write
+        torch.set_num_threads(threads)
     return (stamps[-2] - stamps[5]) / (len(stamps) - 7)
 
 
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
 
     lines += ["", "Wall time per training step of `train_predictor` (engine included, crop 128, batch "
                   f"{batch}, {OVERLAP_STEPS} steps after start-up), engine in the main process against engine in one "
-                  "background worker (`--workers 1`, the default):", "",
+                  "background worker (`--workers 1`, the default; the training process then keeps one thread "
+                  "fewer):", "",
               "| engine runs in | s per step | engine overhead in wall time |", "|---|---:|---:|"]
     net_step = measure(images, 128, batch, repeats)["step"] if not args.quick else r["step"]
     for workers in (0, 1):
