@@ -31,6 +31,7 @@ from benchmarks.common import peak_memory, time_call, write_section
 from pixelperfect_loss.nets import DistortionPredictor
 
 TIME_TARGET, MEMORY_TARGET = 0.5, 1.0
+NOTE = 'LPIPS-AlexNet-sized: AlexNet\'s convolutional features and LPIPS\'s linear heads, written from the published architecture with random weights (timing only). "As in the loss": the predictor\'s native 1/4-resolution maps, which is what PixelPerfectLoss averages; "full-res maps": upsampled to the input size, as `distortion_maps` returns them. Memory: bytes of the tensors autograd saves for backward plus the output (see `benchmarks/common.py`).'
 
 
 class LpipsAlexSized(nn.Module):
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     _, base_t, base_m = results["LPIPS-AlexNet-sized"]
 
     lines = [f"Batch {tuple(shape)}, forward + backward w.r.t. the image, frozen parameters, "
-             f"median of {repeats} after 1 warm-up.", "",
+             f"median of {repeats} after 1 warm-up.", "", NOTE, "",
              "| network | parameters | fwd+bwd s | time ratio | saved-tensor MiB | memory ratio |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, (params, seconds, memory) in results.items():

@@ -29,7 +29,10 @@ HUB_REVISION = "v1"
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
 #: sha256 of published weight files, keyed "repo@revision/filename"; checked after download.
-KNOWN_SHA256: dict[str, str] = {}
+KNOWN_SHA256: dict[str, str] = {
+    f"{HUB_REPO}@{HUB_REVISION}/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
+    f"{HUB_REPO}@{HUB_REVISION}/scorer.safetensors": "762907edb11eff0dce7bbd35c3b9997611b90cf9e7b222abdf5921feb9b5cf8e",
+}
 
 
 def sha256(path: str | Path) -> str:

@@ -111,3 +111,11 @@ def test_corrupted_and_truncated_files_are_errors(tmp_path):
     narrow = save_weights(DistortionPredictor(width=16), tmp_path / "narrow.safetensors", {"width": 32})
     with pytest.raises(ValueError, match="misshapen"):
         load_predictor(narrow)
+
+
+def test_packaged_files_are_the_published_v1_files():
+    from pixelperfect_loss.weights import HUB_REPO, HUB_REVISION, KNOWN_SHA256, resolve_pretrained, sha256
+
+    folder = resolve_pretrained()
+    for net in ("predictor", "scorer"):
+        assert sha256(folder / f"{net}.safetensors") == KNOWN_SHA256[f"{HUB_REPO}@{HUB_REVISION}/{net}.safetensors"]

@@ -1,0 +1,66 @@
+"""Every public entry point rejects bad input with a TypeError / ValueError naming the argument."""
+
+import pytest
+import torch
+
+from pixelperfect_loss import PixelPerfect, PixelPerfectLoss, distortion_maps, pixelperfect_loss
+
+
+@pytest.fixture(scope="module")
+def entry_points():
+    pp = PixelPerfect()
+    loss_fn = PixelPerfectLoss()
+    return {
+        "distortion_maps": (distortion_maps, ("reference", "image")),
+        "pixelperfect_loss": (lambda r, i: pixelperfect_loss(i, r), ("target", "output")),
+        "PixelPerfectLoss": (lambda r, i: loss_fn(i, r), ("target", "output")),
+        "PixelPerfectLoss.maps": (lambda r, i: loss_fn.maps(i, r), ("target", "output")),
+        "PixelPerfect.maps": (pp.maps, ("reference", "image")),
+        "PixelPerfect.score": (pp.score, ("reference", "image")),
+        "PixelPerfect.report": (pp.report, ("reference", "image")),
+        "PixelPerfect.compare": (lambda r, i: pp.compare(r, i, i), ("reference", "image")),
+        "PixelPerfect.rank": (lambda r, i: pp.rank(r, [i]), ("reference", "image")),
+    }
+
+
+GOOD = torch.rand(1, 3, 32, 32)
+CASES = {
+    "3 dimensions": (GOOD[0], ValueError, "expected shape"),
+    "uint8": ((GOOD * 255).to(torch.uint8), TypeError, "floating-point"),
+    "out of range": (GOOD * 2 - 0.5, ValueError, r"values in \[0, 1\]"),
+    "NaN": (torch.full_like(GOOD, float("nan")), ValueError, "NaN"),
+    "Inf": (torch.full_like(GOOD, float("inf")), ValueError, "NaN or Inf"),
+    "too small": (GOOD[..., :15, :15], ValueError, ">= 16"),
+    "4 channels": (torch.rand(1, 4, 32, 32), ValueError, "1 \\(gray\\) or 3"),
+    "empty batch": (GOOD[:0], ValueError, "non-empty"),
+    "not a tensor": ([[0.5]], TypeError, "torch.Tensor"),
+}
+NAMES = ["distortion_maps", "pixelperfect_loss", "PixelPerfectLoss", "PixelPerfectLoss.maps", "PixelPerfect.maps",
+         "PixelPerfect.score", "PixelPerfect.report", "PixelPerfect.compare", "PixelPerfect.rank"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("which", [0, 1])
+def test_bad_input_names_the_argument(entry_points, name, case, which):
+    fn, argnames = entry_points[name]
+    bad, err, match = CASES[case]
+    args = [GOOD, GOOD]
+    args[which] = bad
+    with pytest.raises(err, match=match) as info:
+        fn(*args)
+    assert argnames[which] in str(info.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mismatched_shapes_and_gray_input(entry_points, name):
+    fn, argnames = entry_points[name]
+    with pytest.raises(ValueError, match="same shape"):
+        fn(GOOD, torch.rand(1, 3, 32, 48))
+    fn(GOOD.mean(1, keepdim=True), GOOD)  # gray is accepted (replicated to RGB)
+
+
+def test_range_check_opt_out():
+    x = torch.rand(1, 3, 32, 32) * 1.2
+    assert torch.isfinite(distortion_maps(x, x, check_range=False)).all()
+    assert PixelPerfectLoss(check_range=False)(x, x).item() == 0.0
