@@ -49,6 +49,7 @@ class PixelPerfect(nn.Module):
         self.predictor = load_predictor(weights_path, **hub)
         self.scorer = load_scorer(weights_path, **hub)
         self.check_range = check_range
+        self.eval()
 
     @classmethod
     def from_pretrained(cls, name: str = "pixelperfect-small", revision: str | None = None, *,

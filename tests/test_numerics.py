@@ -22,13 +22,18 @@ def pair(photos=None):
     return ref, op.gaussian_blur(ref, torch.full((2,), 0.5))
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1e-2)])
-def test_low_precision_inputs_agree_with_float32(loss_fn, pair, dtype, tol):
+@pytest.mark.parametrize("dtype,rtol", [(torch.float16, 0.02), (torch.bfloat16, 0.10)])
+def test_low_precision_inputs_agree_with_float32(loss_fn, pair, dtype, rtol):
+    """The network runs in float32 whatever the input dtype: on the same (rounded) pixel values the
+    result matches float32 up to the output's rounding; against the unrounded float32 images it agrees
+    within the stated tolerance (float16 2%, bfloat16 10%: bfloat16 keeps 8 bits of mantissa, so the
+    rounding of the pixels is itself a small distortion)."""
     ref, img = pair
-    want = loss_fn(img, ref)
     got = loss_fn(img.to(dtype), ref.to(dtype))
     assert got.dtype == dtype
-    torch.testing.assert_close(got.float(), want, rtol=0.02, atol=tol)
+    same_pixels = loss_fn(img.to(dtype).float(), ref.to(dtype).float())
+    torch.testing.assert_close(got.float(), same_pixels, rtol=torch.finfo(dtype).eps, atol=0)
+    torch.testing.assert_close(got.float(), loss_fn(img, ref), rtol=rtol, atol=1e-3)
 
 
 def test_autocast_agrees_with_float32(loss_fn, pair):
@@ -43,7 +48,7 @@ def test_channels_last_and_determinism(loss_fn, pair):
     ref, img = pair
     a = loss_fn(img, ref)
     b = loss_fn(img.contiguous(memory_format=torch.channels_last), ref.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # other conv kernels: float32 rounding only
     assert torch.equal(loss_fn(img, ref), a)
     assert torch.equal(distortion_maps(ref, img), distortion_maps(ref, img))
 
