@@ -38,8 +38,10 @@ def default_predictor(device: torch.device | str = "cpu", dtype: torch.dtype = t
     return _CACHE[key]
 
 
-def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
-    """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype.
+def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool = False,
+                  cast: bool = True) -> Tensor:
+    """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype
+    (in the network's dtype with ``cast=False``, for reductions that must not lose precision).
 
     With ``lowres=True``, the predictor's native maps at 1/4 resolution (cropped to the cells that
     cover the image), which is what the loss averages: the same information, without computing and
@@ -53,7 +55,7 @@ def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool
     out = net(reference.to(p.dtype), image.to(p.dtype), lowres=lowres)
     if lowres:
         out = out[..., :-(-h // 4), :-(-w // 4)]
-    return out.to(reference.dtype)
+    return out.to(reference.dtype) if cast else out
 
 
 def distortion_maps(reference: Tensor, image: Tensor, net: nn.Module | None = None, *,
@@ -104,9 +106,10 @@ def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[f
 
 
 def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both",
-                   reduction: str = "mean") -> Tensor:
+                   reduction: str = "mean", out_dtype: torch.dtype | None = None) -> Tensor:
     """Penalty from signed maps: |m| ("both"), relu(m) ("more") or relu(-m) ("less"),
     averaged over pixels (or map cells), weighted and summed over channels; then reduced over the batch.
+    The reductions run in at least float32; the result is cast to ``out_dtype`` (default: the maps').
 
     Example:
         >>> m = torch.zeros(2, 8, 4, 4); m[:, 0] = -0.5
@@ -114,6 +117,8 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
         >>> loss_from_maps(m, w, "more").item(), loss_from_maps(m, w, "less").item()
         (0.0, 0.5)
     """
+    out_dtype = out_dtype or maps.dtype
+    maps = maps.to(torch.promote_types(maps.dtype, torch.float32))
     if direction == "both":
         pen = maps.abs()
     elif direction == "more":
@@ -123,10 +128,10 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
     per_channel = pen.mean(dim=(-2, -1))
     per_sample = (per_channel * channel_weights.to(per_channel)).sum(1)
     if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+        per_sample = per_sample.mean()
+    elif reduction == "sum":
+        per_sample = per_sample.sum()
+    return per_sample.to(out_dtype)
 
 
 def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | str | None = None,
@@ -145,4 +150,5 @@ def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | 
     ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=check_range, names=("target", "output"))
     if net is None:
         net = default_predictor(ref.device, _compute_dtype(ref.dtype))
-    return loss_from_maps(run_predictor(net, ref.detach(), img, lowres=True), cw, direction, reduction)
+    maps = run_predictor(net, ref.detach(), img, lowres=True, cast=False)
+    return loss_from_maps(maps, cw, direction, reduction, out_dtype=img.dtype)

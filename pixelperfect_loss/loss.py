@@ -84,8 +84,8 @@ class PixelPerfectLoss(nn.Module):
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range,
                               names=("target", "output"))
-        maps = run_predictor(self.predictor, ref.detach(), img, lowres=True)
-        return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction)
+        maps = run_predictor(self.predictor, ref.detach(), img, lowres=True, cast=False)
+        return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction, out_dtype=img.dtype)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}"

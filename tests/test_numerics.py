@@ -94,3 +94,19 @@ def test_fuzz_public_api_returns_finite_or_raises_documented_errors(loss_fn, n, 
     except (ValueError, TypeError):
         return
     assert out.shape == (n,) and torch.isfinite(out.float()).all()
+
+
+def test_reductions_stay_in_float32_for_half_inputs(loss_fn, pair, monkeypatch):
+    import pixelperfect_loss.loss as lossmod
+
+    ref, img = pair
+    seen = []
+    real = lossmod.loss_from_maps
+
+    def spy(maps, *args, **kw):
+        seen.append(maps.dtype)
+        return real(maps, *args, **kw)
+
+    monkeypatch.setattr(lossmod, "loss_from_maps", spy)
+    out = loss_fn(img.half(), ref.half())
+    assert seen == [torch.float32] and out.dtype == torch.float16

@@ -88,3 +88,14 @@ def test_killed_training_resumes_without_losing_finished_steps(tmp_path):
     a = load_predictor(tmp_path / "killed").state_dict()
     b = load_predictor(tmp_path / "clean").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_distributed_ranks_draw_different_samples():
+    from pixelperfect_loss.data import RandomCrops
+    from pixelperfect_loss.train.predictor import _Triplets
+
+    data = RandomCrops(size=32, seed=0)
+    r0 = _Triplets(data, 2, 0, rank=0, world=2)(5)
+    r1 = _Triplets(data, 2, 0, rank=1, world=2)(5)
+    assert not torch.equal(r0[0], r1[0]) and not torch.equal(r0[2], r1[2])
+    assert all(torch.equal(a, b) for a, b in zip(r0, _Triplets(data, 2, 0, rank=0, world=2)(5)))
