@@ -55,20 +55,33 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _score_pairs(pp: Any, pairs: list[tuple[str, Tensor, str, Tensor]], progress: bool) -> list[dict[str, Any]]:
+def _score_pairs(pp: Any, pairs: list[tuple[str, Tensor, str, Tensor]], progress: bool,
+                 batch: int = 8) -> list[dict[str, Any]]:
+    """Score (reference name, reference, image name, image) pairs, batching pairs of equal size."""
     from tqdm import tqdm
 
-    rows = []
-    for ref_name, ref, name, img in tqdm(pairs, desc="scoring", disable=not progress, file=sys.stderr):
+    for ref_name, ref, name, img in pairs:
         _same_size(ref, img, ref_name, name)
-        rep = pp.report(ref, img)[0]
-        rows.append({"reference": ref_name, "image": name, "score": rep["score"], "report": rep})
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, ref, _, _) in enumerate(pairs):
+        groups.setdefault(tuple(ref.shape), []).append(i)
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(pairs), desc="scoring", disable=not progress, file=sys.stderr) as bar:
+        for idx in groups.values():
+            for start in range(0, len(idx), batch):
+                chunk = idx[start:start + batch]
+                reports = pp.report(torch.cat([pairs[i][1] for i in chunk]), torch.cat([pairs[i][3] for i in chunk]))
+                for i, rep in zip(chunk, reports):
+                    rows.append({"reference": pairs[i][0], "image": pairs[i][2], "score": rep["score"], "report": rep})
+                bar.update(len(chunk))
     return sorted(rows, key=lambda r: -r["score"])
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .metric import PixelPerfect
 
+    if args.batch < 1:
+        raise CliError(f"--batch must be >= 1, got {args.batch}")
     if args.ref_dir or args.dir:
         if not (args.ref_dir and args.dir) or args.files:
             raise CliError("use either REF IMG [IMG ...] or both --ref-dir and --dir")
@@ -84,7 +97,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         ref = _load(args.files[0])
         pairs = [(args.files[0], ref, f, _load(f)) for f in args.files[1:]]
     pp = PixelPerfect(args.weights)
-    rows = _score_pairs(pp, pairs, progress=len(pairs) > 1 and not args.json)
+    rows = _score_pairs(pp, pairs, progress=len(pairs) > 1 and not args.json, batch=args.batch)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -198,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ref-dir", help="folder of references, paired with --dir by file name")
     s.add_argument("--dir", help="folder of images to score")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--batch", type=int, default=8, help="pairs of equal size scored together (default 8)")
     s.set_defaults(func=cmd_score)
     m = sub.add_parser("maps", help="write a figure of the signed maps of IMG against REF")
     m.add_argument("ref")

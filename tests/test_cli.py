@@ -72,6 +72,7 @@ def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["score", "missing.png", "also-missing.png"], "no such image file"),
     (["score", "REF_ONLY"], "expected a reference"),
+    (["score", "{ref}", "{ref}", "--batch", "0"], "--batch"),
     (["maps", "{ref}", "{bad}"], "cannot read"),
     (["maps", "{ref}", "{small}"], "same size"),
     (["score", "--ref-dir", "{dir}/nowhere", "--dir", "{dir}/out"], "--ref-dir"),
