@@ -228,8 +228,8 @@ def shape_table(bench: Bench, losses: dict, shape: tuple[int, ...]) -> list[str]
 
 def scaling_table(bench: Bench, losses: dict, title: str, label: str,
                   shapes: list[tuple[int, ...]], values: list[int]) -> list[str]:
-    lines = [f"### {title}", "", f"Forward + backward seconds; per-pixel time and memory relative to "
-             f"the smallest case (1.00 = linear growth).", "",
+    lines = [f"### {title}", "", "Forward + backward seconds; per-pixel time and memory relative to "
+             "the smallest case (1.00 = linear growth).", "",
              f"| loss | {label} | fwd+bwd s | per-pixel time | saved-tensor MiB | per-pixel memory |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, (fn, ex) in losses.items():

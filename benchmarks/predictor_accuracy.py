@@ -24,7 +24,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from pixelperfect_loss.channels import CHANNELS, INDEX
 from pixelperfect_loss.data import image_paths, read_image
 from pixelperfect_loss.engine import make_triplets
-from pixelperfect_loss.engine.recipes import OPERATORS, TWO_SIDED, Recipe, apply_recipe
+from pixelperfect_loss.engine.recipes import OPERATORS, Recipe, apply_recipe
 from pixelperfect_loss.functional import distortion_maps
 from pixelperfect_loss.weights import load_predictor
 

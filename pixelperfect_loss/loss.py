@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ._checks import MIN_SIZE, check_pair
@@ -32,6 +31,7 @@ class PixelPerfectLoss(nn.Module):
     (computed in the module's dtype: ``.double()`` it for float64 precision).
 
     Example:
+        >>> import torch
         >>> loss_fn = PixelPerfectLoss(channels=["blur", "noise"], direction="more")
         >>> target = torch.rand(2, 3, 64, 64)
         >>> output = target.clone().requires_grad_()

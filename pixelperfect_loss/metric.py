@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ._checks import MIN_SIZE, check_pair
 from .channels import CHANNELS
 from .functional import run_predictor
-from .nets import generic_features, map_features
+from .nets import scorer_features
 
 #: |map| above which a pixel counts as affected in :meth:`PixelPerfect.report`.
 AREA_THRESHOLD = 0.1
@@ -81,10 +81,7 @@ class PixelPerfect(nn.Module):
     def features(self, reference: Tensor, image: Tensor, name: str = "image") -> Tensor:
         """(N, 32) scorer features: map features (mean + and - part per channel), then generic ones."""
         ref, img = self._pair(reference, image, name)
-        maps = run_predictor(self.predictor, ref, img, lowres=True)
-        p = next(self.scorer.parameters())
-        feats = torch.cat([map_features(maps), generic_features(ref.to(p.dtype), img.to(p.dtype)).to(maps.dtype)], 1)
-        return feats
+        return scorer_features(run_predictor(self.predictor, ref, img, lowres=True), ref, img)
 
     def score(self, reference: Tensor, image: Tensor) -> Tensor:
         """(N,) relational score: 0 for an identical image, lower is worse. Differentiable."""

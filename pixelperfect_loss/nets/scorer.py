@@ -72,6 +72,18 @@ def map_features(maps: Tensor) -> Tensor:
     return torch.cat([maps.clamp_min(0).mean((2, 3)), (-maps).clamp_min(0).mean((2, 3))], 1)
 
 
+def scorer_features(maps: Tensor, reference: Tensor, image: Tensor) -> Tensor:
+    """(N, 32) scorer input: :func:`map_features` of the predictor's maps, then :func:`generic_features`.
+
+    Example:
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> scorer_features(torch.zeros(1, 8, 8, 8), x, x).abs().max().item()
+        0.0
+    """
+    generic = generic_features(reference.to(maps.dtype), image.to(maps.dtype))
+    return torch.cat([map_features(maps), generic], 1)
+
+
 class RelationalScorer(nn.Module):
     """Score from (N, 32) non-negative features: 0 at zero features, negative otherwise.
 

@@ -13,23 +13,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from ..data import RandomCrops
 from ..engine import make_ranked_sets
-from ..nets import RelationalScorer, generic_features, map_features
+from ..functional import run_predictor
+from ..nets import RelationalScorer, scorer_features
 from ..weights import load_predictor, save_weights
 from .common import LossLog, atomic_save, cosine_lr, step_generator
 from .common import resume as resume_from
-
-
-def pair_features(predictor: nn.Module, reference: Tensor, image: Tensor) -> Tensor:
-    """(N, 32) scorer features of (reference, image) pairs: map features then generic ones."""
-    maps = predictor(reference, image, lowres=True)
-    h, w = reference.shape[-2:]
-    maps = maps[..., :-(-h // 4), :-(-w // 4)]
-    return torch.cat([map_features(maps), generic_features(reference, image)], 1)
 
 
 def ranknet_loss(scores: Tensor) -> Tensor:
@@ -68,7 +61,8 @@ def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, p
         sets = make_ranked_sets(data.batch(step * batch, batch), k, step_generator(seed, step), p_other=p_other)
         with torch.no_grad():
             ref = sets.reference.repeat_interleave(k, 0)
-            feats = pair_features(predictor, ref, sets.images.flatten(0, 1))
+            img = sets.images.flatten(0, 1)
+            feats = scorer_features(run_predictor(predictor, ref, img, lowres=True), ref, img)
         scores = scorer(feats).view(batch, k)
         loss = ranknet_loss(scores)
         for group in opt.param_groups:
