@@ -20,8 +20,9 @@ _PROBS = (0.3, 0.25, 0.25, 0.2)
 
 
 def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Uniform float64 draws from ``generator`` (on its device), returned on the CPU where masks are drawn."""
     dev = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64)
+    return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64).cpu()
 
 
 def _squash(m: Tensor) -> Tensor:
@@ -119,7 +120,7 @@ def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = Non
     """
     keep = _keep(keep, n).cpu()
     cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
-    family = torch.searchsorted(cum[:-1], _rand((n,), generator).cpu(), right=True)
+    family = torch.searchsorted(cum[:-1], _rand((n,), generator), right=True)
     out = torch.zeros(n, 1, h, w, dtype=torch.float64)
     out[keep & (family == 0)] = 1.0
     for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):

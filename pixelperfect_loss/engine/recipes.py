@@ -18,7 +18,7 @@ from torch import Tensor
 from .._checks import check_image
 from ..channels import CHANNELS, INDEX
 from . import operators as op
-from .masks import random_masks
+from .masks import _rand, random_masks
 from .other import OTHER_OPERATORS
 
 Operator = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
@@ -74,11 +74,6 @@ class Recipe:
     def labels(self, scale: Tensor | float = 1.0) -> Tensor:
         s = (self.sign * self.strength * scale).to(self.masks.dtype)
         return s[:, :, None, None] * self.masks
-
-
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-    dev = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64).cpu()
 
 
 def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = None, *,
