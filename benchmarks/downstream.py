@@ -3,11 +3,12 @@ what PSNR cost, without being gamed?
 
 Run from the repository root::
 
-    python -m benchmarks.downstream [--quick] [--steps N] [--threads T]
+    python -m benchmarks.downstream [--quick] [--steps N] [--threads T] [--jobs J]
 
 Trains the tiny denoiser (sigma 25/255) and the tiny 2x SR net of ``examples/downstream.py`` on
-64x64 crops of ``../shared/data/kodak24`` with three losses (L1; L1 + 0.1 PixelPerfectLoss blur
-"more"; L1 + 0.1 PixelPerfectLoss blur + noise "more"), same seed, crops, noise and initial weights,
+64x64 crops of ``../shared/data/kodak24`` with four losses (L1; L1 + 0.1 PixelPerfectLoss blur
+"more"; L1 + 0.1 PixelPerfectLoss blur + noise "more"; the same with the loss's guard term
+switched off, ``guard=0``, to show what it prevents), same seed, crops, noise and initial weights,
 then evaluates on every image of ``../shared/data/cbsd68`` and ``../shared/data/cset14`` (centre
 crops <= 256x256): PSNR, SSIM, mean blur / noise maps, mean |map| of the other channels, and the
 HF energy ratio (luma high-pass energy of output / ground truth; independent of our model). Writes
@@ -26,11 +27,11 @@ threads on the 2-core machine next to another job a step took 0.3-0.9 s (threads
 each other) instead of 0.03-0.05 s with 1 thread. On an idle machine ``--threads 2`` may be
 somewhat faster.
 
-Time: measured CPU cost per training step (batch 8 of 64x64, one thread, 2-core AMD EPYC, while
-another training job ran): 0.029 s (L1) and 0.051 s (with PixelPerfectLoss) for either task, i.e.
-about 0.26 s per step for the six runs, plus about 0.1 s per evaluated image (8 x 81 evaluations,
-about 65 s). The default 3000 steps therefore take about 0.26 * 3000 + 65 = 850 s, i.e. 14 min
-(more if another job shares the core). ``--quick`` (20 steps, 32x32
+Time: the two tasks run in parallel processes (``--jobs 2``, one thread each). Measured CPU cost
+per training step (batch 8 of 64x64, one thread, 2-core AMD EPYC): about 0.03 s (L1) and 0.05-0.06 s
+(with PixelPerfectLoss) for either task, i.e. about 0.2 s per step for each task's four runs, plus
+about 0.1 s per evaluated image: the default 3000 steps take about 11-13 minutes of wall time on 2
+idle cores. ``--quick`` (20 steps, 32x32
 crops, 2 images per folder at 64x64) took 6 s of work (11 s with start-up) and writes nothing into
 ``benchmarks/`` (figure, models and JSON go to ``runs/downstream-quick``).
 """
@@ -38,7 +39,9 @@ crops, 2 images per folder at 64x64) took 6 s of work (11 s with start-up) and w
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib.util
+import multiprocessing
 import math
 import sys
 import time
@@ -64,6 +67,15 @@ def load_example():
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _run_task(task: str, kwargs: dict, threads: int) -> dict:
+    """One task's runs (in a worker process of ``--jobs``)."""
+    torch.set_num_threads(threads)
+    ex = load_example()
+    rep = ex.run_task(task, ex.LOSSES, **kwargs)
+    print(ex.table(rep), flush=True)
+    return rep
 
 
 def pooled(result: dict, folders: list[str], key: str) -> float:
@@ -137,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", default="../shared/data/kodak24")
     ap.add_argument("--eval", nargs="+", default=["../shared/data/cbsd68", "../shared/data/cset14"])
     ap.add_argument("--out", default=None, help="models and JSON (default runs/downstream[-quick])")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, see the docstring)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per task (default 1, see the docstring)")
+    ap.add_argument("--jobs", type=int, default=2, help="tasks trained at the same time, in separate processes")
     args = ap.parse_args(argv)
     # tiny convolutions gain little from a second thread and lose a lot when the cores are shared:
     # measured 0.9 s/step with 2 threads next to another job, 0.03-0.05 s with 1 thread
@@ -147,13 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     crop, eval_images, eval_size = (32, 2, 64) if args.quick else (64, None, 256)
     out = Path(args.out or ("runs/downstream-quick" if args.quick else "runs/downstream"))
     start = time.perf_counter()
-    reports = []
-    for task in ex.TASKS:
-        rep = ex.run_task(task, ex.LOSSES, steps=steps, batch=8, crop=crop, lam=args.lam, seed=args.seed,
-                          train_dir=args.train, eval_dirs=args.eval, eval_images=eval_images,
-                          eval_size=eval_size, out=out, keep=1, log_every=0 if args.quick else 500)
-        print(ex.table(rep), flush=True)
-        reports.append(rep)
+    kwargs = dict(steps=steps, batch=8, crop=crop, lam=args.lam, seed=args.seed, train_dir=args.train,
+                  eval_dirs=args.eval, eval_images=eval_images, eval_size=eval_size, out=out, keep=1,
+                  log_every=0 if args.quick else 500)
+    if args.jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(ex.TASKS)),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            reports = list(pool.map(_run_task, ex.TASKS, [kwargs] * len(ex.TASKS), [args.threads] * len(ex.TASKS)))
+    else:
+        reports = [_run_task(task, kwargs, args.threads) for task in ex.TASKS]
     total = time.perf_counter() - start
     figure = out / "downstream.png" if args.quick else FIGURE
     ex.side_by_side([row for rep in reports for row in rep["figure_rows"]], figure, crop=min(64, eval_size),
@@ -173,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(f'`{d}`' for d in args.eval)} (centre crops <= {eval_size}x{eval_size}, "
           f"{'all' if eval_images is None else eval_images} images each); **all** = mean over all images.\n\n"
           f"L1+blur = L1 + {args.lam} PixelPerfectLoss(['blur'], 'more'); L1+blur+noise = L1 + {args.lam} "
-          f"PixelPerfectLoss(['blur', 'noise'], 'more'). blur / noise map: mean signed map of "
+          f"PixelPerfectLoss(['blur', 'noise'], 'more'), both with the loss's default guard term "
+          f"(guard={ex.GUARD}: the other channels and the other direction held near zero); "
+          f"'guard 0' = the same without it. blur / noise map: mean signed map of "
           f"PixelPerfectLoss().maps(output, gt) (+ = more blur / noise than gt); other |map|: mean |map| of the six "
           f"other channels; HF ratio: energy of luma - gaussian_blur(luma, 1.5) of output / ground truth, "
           f"computed without our model (1 = as much fine detail as gt, < 1 blurrier, > 1 noisier or over-sharp), "
@@ -185,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {figure} (models and JSON in {out}); total {total:.1f} s")
     if not args.quick:
         cmd = "python -m benchmarks.downstream" + (f" --steps {args.steps}" if args.steps is not None else "") + (
-            f" --threads {args.threads}" if args.threads != 1 else "")
+            f" --threads {args.threads}" if args.threads != 1 else "") + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
         write_section("downstream", md, cmd)
     return 0
 

@@ -4,9 +4,10 @@ Every peer is a loss callable ``f(output, target) -> scalar``, measured in the s
 
 - PixelPerfectLoss (ours): the packaged, trained predictor weights, frozen.
 - L1; SSIM (``1 - kornia.metrics.ssim(out, tgt, 11).mean()``); MS-SSIM
-  (``kornia.losses.MS_SSIMLoss(alpha=1, compensation=1)``, i.e. ``1 - MS-SSIM``; kornia's
-  variant filters at 5 Gaussian scales at full resolution with a 33x33 window, so it costs far
-  more than the dyadic-pyramid MS-SSIM of pytorch-msssim).
+  (``1 - pytorch_msssim.ms_ssim(out, tgt, data_range=1)``: 5 scales of a dyadic pyramid, 11x11
+  Gaussian window, as published; needs sides > 160). ``--kornia-msssim`` adds kornia's
+  ``MS_SSIMLoss``, which filters all 5 scales at full resolution with a 33x33 window: about 180x
+  our time at (8, 3, 256, 256) and minutes per call at 1024x1024, so it is left out by default.
 - LPIPS-AlexNet-, LPIPS-VGG16- and DISTS-sized networks: their published architectures written
   here with **random weights**: timing and memory stand-ins only, not usable losses.
 
@@ -22,11 +23,9 @@ Run from the repository root:
     python -m benchmarks.loss_speed --quick --threads 1   # tiny shapes, 1 repeat, prints only
 
 Calls taking (or estimated to take) over 5 s get 1 timed repeat instead of 3, with the memory
-call as their warm-up: this covers the VGG16-sized, DISTS-sized and MS-SSIM rows. The quick run
-prints an estimate of the full run's duration, linear in pixels from its own timings. Estimated
-full run with ``--threads 1``: about 6-7 minutes (from 256x256 timings on a 2-core machine with
-other benchmarks running; less on idle cores), nearly all of it in those three rows at
-(8, 3, 256, 256) and (1, 3, 1024, 1024), each call there taking roughly 10-30 s.
+call as their warm-up: this covers the VGG16-sized and DISTS-sized rows. The quick run
+prints an estimate of the full run's duration, linear in pixels from its own timings; the full
+run takes about 5-8 minutes on 2 cores, nearly all of it in those two rows.
 
 ``--threads N`` sets ``torch.set_num_threads(N)``; with other CPU-heavy work running use 1.
 """
@@ -140,24 +139,29 @@ class DistsSized(nn.Module):
         return (1 - score).mean()
 
 
-def peers() -> dict[str, tuple[object, list[torch.Tensor]]]:
-    """name -> (loss callable f(output, target), tensors to exclude from the memory count)."""
-    ms_ssim = kornia.losses.MS_SSIMLoss(alpha=1.0, compensation=1.0)
+def peers(kornia_msssim: bool = False, msssim_window: int = 11) -> dict[str, tuple[object, list[torch.Tensor]]]:
+    """name -> (loss callable f(output, target), tensors to exclude from the memory count);
+    ``msssim_window`` < 11 only for the quick run's tiny images (MS-SSIM needs sides > 16 (window - 1))."""
+    from pytorch_msssim import ms_ssim
+
     alex = LpipsAlexSized()
     nets = {OURS: PixelPerfectLoss(), "LPIPS-AlexNet-sized": alex, "LPIPS-VGG16-sized": LpipsVggSized(),
-            "DISTS-sized": DistsSized(), "MS-SSIM (kornia)": ms_ssim}
+            "DISTS-sized": DistsSized(), "MS-SSIM (kornia)": kornia.losses.MS_SSIMLoss(alpha=1.0, compensation=1.0)}
     for net in nets.values():
         net.eval().requires_grad_(False)
     state = {name: [*n.parameters(), *n.buffers()] for name, n in nets.items()}
-    return {
+    out = {
         OURS: (nets[OURS], state[OURS]),
         "L1": (lambda o, t: (o - t).abs().mean(), []),
         "SSIM (kornia, 11x11)": (lambda o, t: 1 - kornia.metrics.ssim(o, t, 11).mean(), []),
-        "MS-SSIM (kornia)": (ms_ssim, state["MS-SSIM (kornia)"]),
+        "MS-SSIM (pytorch-msssim)": (lambda o, t: 1 - ms_ssim(o, t, data_range=1.0, win_size=msssim_window), []),
         "LPIPS-AlexNet-sized": (lambda o, t: alex(t, o).mean(), state["LPIPS-AlexNet-sized"]),
         "LPIPS-VGG16-sized": (nets["LPIPS-VGG16-sized"], state["LPIPS-VGG16-sized"]),
         "DISTS-sized": (nets["DISTS-sized"], state["DISTS-sized"]),
     }
+    if kornia_msssim:
+        out["MS-SSIM (kornia)"] = (nets["MS-SSIM (kornia)"], state["MS-SSIM (kornia)"])
+    return out
 
 
 class Bench:
@@ -270,21 +274,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat, print only")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: untouched)")
+    parser.add_argument("--kornia-msssim", action="store_true",
+                        help="also time kornia's full-resolution MS-SSIM (slow: minutes per call at 1024x1024)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
-        shapes, sizes, batches, repeats, base = [(2, 3, 64, 64), (1, 3, 128, 128)], [64, 128], [1, 2], 1, 64
+        shapes, sizes, batches, repeats, base = [(2, 3, 64, 64)], [64, 128], [1, 2], 1, 64
     else:
         shapes, sizes, batches, repeats, base = ([(8, 3, 256, 256), (1, 3, 1024, 1024)],
                                                  [256, 512, 1024, 2048], [1, 2, 4, 8, 16], 3, 256)
     start = time.perf_counter()
-    losses = peers()
+    losses = peers(args.kornia_msssim, 3 if args.quick else 11)
     bench = Bench(repeats)
     md = ["Peers marked *-sized* are the published architectures (LPIPS-AlexNet, LPIPS-VGG16, DISTS) "
           "written here with **random weights**: timing and memory stand-ins only. PixelPerfectLoss "
-          "uses its real packaged weights. MS-SSIM is kornia's (5 Gaussian scales at full resolution, "
-          "33x33 window). Gradients w.r.t. the output only, parameters frozen; median of "
+          "uses its real packaged weights. MS-SSIM is pytorch-msssim's (5-scale dyadic pyramid, 11x11 "
+          "window" + (", plus kornia's full-resolution variant" if args.kornia_msssim else "") + "). Gradients w.r.t. the output only, parameters frozen; median of "
           f"{repeats} ({repeats > 1 and f'1 for calls over {SLOW_SECONDS:.0f} s, ' or ''}after a warm-up). Memory: autograd saved-tensor bytes of "
           "forward + backward (see `benchmarks/common.py`). The machine is shared and noisy: compare "
           "ratios within this run, not absolute seconds across runs.", ""]

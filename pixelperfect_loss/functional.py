@@ -6,6 +6,7 @@ your own. Inputs are checked (:mod:`pixelperfect_loss._checks`) before any convo
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -16,6 +17,7 @@ from .channels import CHANNELS, channel_indices
 
 DIRECTIONS = ("both", "more", "less")
 REDUCTIONS = ("mean", "sum", "none")
+GUARD = 0.1  # default weight of the guard term (see loss_from_maps)
 _CACHE: dict[tuple[str, torch.dtype], nn.Module] = {}
 
 
@@ -81,7 +83,7 @@ def distortion_maps(reference: Tensor, image: Tensor, net: nn.Module | None = No
 
 
 def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[float] | Tensor | None,
-                       direction: str, reduction: str) -> Tensor:
+                       direction: str, reduction: str, guard: float = 0.0) -> Tensor:
     """Validate the loss options and return the (8,) per-channel weight vector (0 = ignored).
 
     Example:
@@ -89,6 +91,10 @@ def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[f
         [1.0, 0.0]
     """
     idx = channel_indices(channels)
+    if isinstance(guard, bool) or not isinstance(guard, (int, float)):
+        raise TypeError(f"guard: expected a non-negative float, got {type(guard).__name__}")
+    if not math.isfinite(guard) or guard < 0:
+        raise ValueError(f"guard: expected a finite non-negative float, got {guard!r}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if reduction not in REDUCTIONS:
@@ -106,16 +112,24 @@ def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[f
 
 
 def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both",
-                   reduction: str = "mean", out_dtype: torch.dtype | None = None) -> Tensor:
+                   reduction: str = "mean", out_dtype: torch.dtype | None = None, guard: float = 0.0) -> Tensor:
     """Penalty from signed maps: |m| ("both"), relu(m) ("more") or relu(-m) ("less"),
     averaged over pixels (or map cells), weighted and summed over channels; then reduced over the batch.
-    The reductions run in at least float32; the result is cast to ``out_dtype`` (default: the maps').
+
+    ``guard`` adds ``guard * mean(|m| - penalty)`` summed over all channels: the part of every map
+    that the selection leaves free (unselected channels in both directions, the other direction of
+    the selected ones) is held near zero with a small weight, so that an optimiser cannot lower the
+    selected maps by pushing its output into a region the predictor reads as a large change on
+    another channel. The reductions run in at least float32; the result is cast to ``out_dtype``
+    (default: the maps').
 
     Example:
         >>> m = torch.zeros(2, 8, 4, 4); m[:, 0] = -0.5
         >>> w = torch.ones(8)
         >>> loss_from_maps(m, w, "more").item(), loss_from_maps(m, w, "less").item()
         (0.0, 0.5)
+        >>> loss_from_maps(m, w, "more", guard=0.25).item()  # the free, negative part of blur
+        0.125
     """
     out_dtype = out_dtype or maps.dtype
     maps = maps.to(torch.promote_types(maps.dtype, torch.float32))
@@ -126,7 +140,11 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
     else:
         pen = (-maps).clamp_min(0)
     per_channel = pen.mean(dim=(-2, -1))
-    per_sample = (per_channel * channel_weights.to(per_channel)).sum(1)
+    cw = channel_weights.to(per_channel)
+    per_sample = (per_channel * cw).sum(1)
+    if guard:
+        free = maps.abs().mean(dim=(-2, -1)) - per_channel * (cw > 0)
+        per_sample = per_sample + guard * free.sum(1)
     if reduction == "mean":
         per_sample = per_sample.mean()
     elif reduction == "sum":
@@ -136,7 +154,8 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
 
 def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | str | None = None,
                       weights: Sequence[float] | Tensor | None = None, direction: str = "both",
-                      reduction: str = "mean", net: nn.Module | None = None, *, check_range: bool = True) -> Tensor:
+                      reduction: str = "mean", net: nn.Module | None = None, *, guard: float = GUARD,
+                      check_range: bool = True) -> Tensor:
     """The PixelPerfect loss of ``output`` against the reference ``target``.
 
     Gradients flow to ``output`` only. See :class:`pixelperfect_loss.PixelPerfectLoss`.
@@ -146,9 +165,9 @@ def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | 
         >>> pixelperfect_loss(x, x, channels=["blur", "noise"]).item()
         0.0
     """
-    cw = check_loss_options(channels, weights, direction, reduction)
+    cw = check_loss_options(channels, weights, direction, reduction, guard)
     ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=check_range, names=("target", "output"))
     if net is None:
         net = default_predictor(ref.device, _compute_dtype(ref.dtype))
     maps = run_predictor(net, ref.detach(), img, lowres=True, cast=False)
-    return loss_from_maps(maps, cw, direction, reduction, out_dtype=img.dtype)
+    return loss_from_maps(maps, cw, direction, reduction, out_dtype=img.dtype, guard=guard)

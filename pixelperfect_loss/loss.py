@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ._checks import MIN_SIZE, check_pair
 from .channels import CHANNELS
-from .functional import check_loss_options, loss_from_maps, run_predictor
+from .functional import GUARD, check_loss_options, loss_from_maps, run_predictor
 
 
 class PixelPerfectLoss(nn.Module):
@@ -21,10 +21,14 @@ class PixelPerfectLoss(nn.Module):
         direction: ``"both"`` penalises |map|, ``"more"`` only positive maps (e.g. blur but not
             sharpening, added noise but not removed noise), ``"less"`` only negative ones.
         reduction: ``"mean"`` | ``"sum"`` over the batch, or ``"none"`` for one value per sample.
+        guard: weight of the guard term (default 0.1; 0 turns it off): the mean |map| of what the
+            selection leaves free (the other channels, and the other direction of the selected ones).
+            Without it an optimiser can lower the selected maps by producing artefacts that the
+            predictor reads on other channels (measured in ``benchmarks/RESULTS.md``, downstream).
         weights_path: predictor weights (file or folder); default: the packaged weights.
         check_range: raise on values outside [0, 1] (set False to skip the check).
 
-    The per-sample loss is ``sum_c w_c * mean(penalty(map_c))``, the mean taken over the
+    The per-sample loss is ``sum_c w_c * mean(penalty(map_c)) + guard * sum_c mean(|map_c| - [w_c > 0] penalty(map_c))``, the mean taken over the
     predictor's native map cells (4x4 pixels each; :meth:`maps` upsamples them to full resolution). The predictor is frozen
     and stays in eval mode whatever ``.train()`` is called with; gradients flow to ``output`` only.
     Inputs are (N, 3 or 1, H, W) in [0, 1] with H, W >= 16; the result follows the input's dtype
@@ -43,13 +47,14 @@ class PixelPerfectLoss(nn.Module):
     """
 
     def __init__(self, channels: Sequence[str] | str | None = None, weights: Sequence[float] | Tensor | None = None,
-                 direction: str = "both", reduction: str = "mean", *, weights_path: str | Path | None = None,
-                 check_range: bool = True) -> None:
+                 direction: str = "both", reduction: str = "mean", *, guard: float = GUARD,
+                 weights_path: str | Path | None = None, check_range: bool = True) -> None:
         super().__init__()
         from .weights import load_predictor
 
-        self.register_buffer("channel_weights", check_loss_options(channels, weights, direction, reduction))
+        self.register_buffer("channel_weights", check_loss_options(channels, weights, direction, reduction, guard))
         self.direction, self.reduction, self.check_range = direction, reduction, check_range
+        self.guard = float(guard)
         self.predictor = load_predictor(weights_path)
 
     @classmethod
@@ -85,7 +90,8 @@ class PixelPerfectLoss(nn.Module):
         ref, img = check_pair(target, output, min_size=MIN_SIZE, check_range=self.check_range,
                               names=("target", "output"))
         maps = run_predictor(self.predictor, ref.detach(), img, lowres=True, cast=False)
-        return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction, out_dtype=img.dtype)
+        return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction, out_dtype=img.dtype,
+                              guard=self.guard)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}"
+        return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}, guard={self.guard}"

@@ -7,6 +7,7 @@ import torch
 
 from pixelperfect_loss import CHANNELS, PixelPerfectLoss, pixelperfect_loss
 from pixelperfect_loss.engine import operators as op
+from pixelperfect_loss.functional import run_predictor
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,30 @@ def test_reductions_channels_and_weights(photos):
     assert none.shape == (4,)
     torch.testing.assert_close(PixelPerfectLoss(channels=["blur", "noise"])(noisy, photos), none.mean())
     torch.testing.assert_close(PixelPerfectLoss(channels=["blur", "noise"], reduction="sum")(noisy, photos), none.sum())
-    w = PixelPerfectLoss(channels=["blur", "noise"], weights=[2.0, 3.0], reduction="none")(noisy, photos)
-    b = PixelPerfectLoss(channels="blur", reduction="none")(noisy, photos)
-    n = PixelPerfectLoss(channels="noise", reduction="none")(noisy, photos)
+    w = PixelPerfectLoss(channels=["blur", "noise"], weights=[2.0, 3.0], reduction="none", guard=0)(noisy, photos)
+    b = PixelPerfectLoss(channels="blur", reduction="none", guard=0)(noisy, photos)
+    n = PixelPerfectLoss(channels="noise", reduction="none", guard=0)(noisy, photos)
     torch.testing.assert_close(w, 2 * b + 3 * n)
+
+
+@pytest.mark.parametrize("direction", ["both", "more", "less"])
+def test_guard_holds_what_the_selection_leaves_free(direction, photos):
+    out = op.gaussian_noise(op.brightness_gain(photos, torch.full((4,), 0.5)), torch.full((4,), 0.3),
+                            torch.Generator().manual_seed(0))
+    plain = PixelPerfectLoss(channels=["blur"], direction=direction, reduction="none", guard=0)
+    guarded = PixelPerfectLoss(channels=["blur"], direction=direction, reduction="none", guard=0.25)
+    m = run_predictor(plain.predictor, photos, out, lowres=True)  # the native 1/4 cells the loss averages
+    chosen = {"both": m[:, 0].abs(), "more": m[:, 0].clamp_min(0), "less": (-m[:, 0]).clamp_min(0)}[direction]
+    free = m.abs().mean((2, 3)).sum(1) - chosen.mean((1, 2))
+    torch.testing.assert_close(plain(out, photos), chosen.mean((1, 2)))
+    torch.testing.assert_close(guarded(out, photos) - plain(out, photos), 0.25 * free)
+    assert (free > 0.05).all()  # brighter and noisier: the guard sees what the blur channel does not
+    # all channels in both directions leave nothing free: the guard changes nothing
+    full = PixelPerfectLoss(reduction="none", guard=0)(out, photos)
+    assert torch.equal(PixelPerfectLoss(reduction="none", guard=5.0)(out, photos), full)
+    assert guarded(photos, photos).abs().max() == 0
+    torch.testing.assert_close(pixelperfect_loss(out, photos, channels="blur", direction=direction, guard=0.25,
+                                                 reduction="none"), guarded(out, photos))
 
 
 def test_maps_method_and_frozen_eval(loss_fn, photos):
@@ -109,10 +130,18 @@ def test_gradcheck_float64_small():
     (dict(reduction="max"), "reduction"),
     (dict(channels=["blur"], weights=[1.0, 2.0]), "weights"),
     (dict(weights=[-1.0] * 8), "non-negative"),
+    (dict(guard=-0.1), "guard: expected a finite non-negative"),
+    (dict(guard=float("nan")), "guard: expected a finite non-negative"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PixelPerfectLoss(**kwargs)
+
+
+@pytest.mark.parametrize("guard", ["0.1", True, None, [0.1]])
+def test_guard_must_be_a_number(guard):
+    with pytest.raises(TypeError, match="guard: expected a non-negative float"):
+        PixelPerfectLoss(guard=guard)
 
 
 @pytest.mark.parametrize("make,err,match", [

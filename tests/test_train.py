@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pixelperfect_loss.train.__main__ import main
-from pixelperfect_loss.train.predictor import map_loss, train_predictor
+from pixelperfect_loss.data import RandomCrops
+from pixelperfect_loss.train.predictor import _Triplets, dihedral, map_loss, train_predictor
 from pixelperfect_loss.weights import load_predictor
 
 
@@ -17,6 +18,37 @@ def test_map_loss_balances_channels_and_is_zero_at_labels():
     loss, parts = map_loss(torch.zeros_like(labels), labels)
     # missing the labelled region costs its full value, however small the region
     assert loss.item() == pytest.approx(0.5 + 0.25, rel=1e-6) and parts["image"] == pytest.approx(0.25)
+
+
+def test_map_loss_penalises_maps_of_absent_channels():
+    labels = torch.zeros(2, 8, 8, 8)
+    labels[:, 0] = 0.5  # only blur applied, everywhere
+    pred = labels.clone()
+    pred[:, 3] = 0.2  # cross-talk: a uniform brightness response
+    loss, parts = map_loss(pred, labels)
+    assert parts["absent"] == pytest.approx(0.2) and parts["pixel"] == pytest.approx(0.2)
+    assert loss.item() == pytest.approx(0.2 + 0.2 + 0.2)  # pixel + image + absent
+    assert map_loss(pred, labels, absent_weight=0.0)[0].item() == pytest.approx(0.4)
+
+
+def test_dihedral_gives_eight_distinct_exact_transforms():
+    x = torch.rand(1, 2, 5, 5)
+    outs = [dihedral(x, k) for k in range(8)]
+    assert torch.equal(outs[0], x)
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
+    assert torch.equal(dihedral(dihedral(x, 1), 3), x)
+
+
+def test_reused_engine_batches_are_rotated_copies_with_their_labels():
+    data = RandomCrops(None, size=32, seed=0)
+    once, reused = _Triplets(data, 2, seed=0, rank=0, world=1), _Triplets(data, 2, seed=0, rank=0, world=1, reuse=4)
+    base = once(1)  # engine batch 1 feeds steps 4..7 when reused 4 times
+    for step in range(4, 8):
+        for a, b in zip(reused(step), base):
+            assert torch.equal(a, dihedral(b, step - 4))
+    ref, img, labels = reused(6)
+    still = (labels == 0).all(1, keepdim=True).expand_as(ref)
+    assert torch.allclose(img[still], ref[still], atol=1e-6)  # unlabelled pixels stay untouched
 
 
 def test_bare_command_defaults_train_on_embedded_images_and_write_loadable_weights(tmp_path):
@@ -32,7 +64,7 @@ def test_bare_command_defaults_train_on_embedded_images_and_write_loadable_weigh
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False)
+    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False, reuse=2)
     full = train_predictor(None, tmp_path / "a", **kw)
     train_predictor(None, tmp_path / "b", stop_after=3, **kw)
     assert torch.load(tmp_path / "b" / "predictor.ckpt", weights_only=True)["step"] == 3

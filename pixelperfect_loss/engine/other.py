@@ -5,6 +5,8 @@ distortions the channel bank does not name. Same signature as :mod:`.operators`:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,18 +48,31 @@ def quantise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> 
 
 
 def pixelate(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Blocky down-sampling: area average over blocks of 1 + 7 t pixels, nearest up-sampling.
+    """Blocky down-sampling to square blocks of ``1 + ceil(7 t)`` pixels (2 to 8), from the top-left
+    corner: each block takes its mean (area) or, at random, its centre pixel (point sampling, as a
+    nearest-neighbour resize does), then is repeated over the block.
 
     Example:
-        >>> pixelate(torch.rand(1, 3, 16, 16), torch.ones(1)).shape
-        torch.Size([1, 3, 16, 16])
+        >>> y = pixelate(torch.rand(1, 3, 16, 16), torch.ones(1))
+        >>> y.shape, bool((y[..., :8, :8] == y[..., :1, :1]).all())
+        (torch.Size([1, 3, 16, 16]), True)
     """
     h, w = x.shape[-2:]
+    point = _v(_uniform(len(x), 0.0, 1.0, generator, x)).flatten() < 0.5
     out = []
-    for xi, ti in zip(x, t.tolist()):
-        b = 1.0 + 7.0 * ti
-        size = (max(1, round(h / b)), max(1, round(w / b)))
-        out.append(F.interpolate(F.interpolate(xi[None], size=size, mode="area"), size=(h, w), mode="nearest"))
+    for xi, ti, pi in zip(x, t.tolist(), point.tolist()):
+        b = 1 + math.ceil(7.0 * ti - 1e-9)
+        if b <= 1:
+            out.append(xi[None])
+            continue
+        if pi:  # the centre pixel of each block (the last, partial blocks: their last pixel at most)
+            rows = (torch.arange(-(-h // b), device=x.device) * b + b // 2).clamp(max=h - 1)
+            cols = (torch.arange(-(-w // b), device=x.device) * b + b // 2).clamp(max=w - 1)
+            small = xi[None][..., rows[:, None], cols]
+        else:
+            small = F.avg_pool2d(xi[None], b, ceil_mode=True)
+        big = small.repeat_interleave(b, -2).repeat_interleave(b, -1)
+        out.append(big[..., :h, :w])
     return _identity_where_zero(x, torch.cat(out), t)
 
 

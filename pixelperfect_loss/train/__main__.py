@@ -14,10 +14,11 @@ import sys
 import torch
 
 RECIPES = {
-    # network: {recipe: (steps, batch, crop)}
+    # network: {recipe: (steps, batch, crop)}; the predictor sees each engine batch REUSE times
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
+REUSE = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of the training process (default: the cores left by --workers)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=int, default=0,
                    help="background processes making the predictor's training triplets (0: in the main process)")
+    p.add_argument("--reuse", type=int, default=REUSE,
+                   help=f"steps that see each engine batch of the predictor, rotated and reflected (1-8, default "
+                        f"{REUSE}): the engine then costs 1/reuse of its time per step")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.crop is not None and (args.crop < 16 or args.crop % 16):
         print(f"error: --crop must be a multiple of 16 and >= 16, got {args.crop}", file=sys.stderr)
+        return 2
+    if not 1 <= args.reuse <= 8:
+        print(f"error: --reuse must be 1 to 8, got {args.reuse}", file=sys.stderr)
         return 2
     for name in ("steps", "batch"):
         v = getattr(args, name)
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         from .predictor import train_predictor
 
         train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
-                        **settings("predictor"), **common)
+                        reuse=args.reuse, **settings("predictor"), **common)
     if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
         from pathlib import Path
 

@@ -27,19 +27,51 @@ from .common import LossLog, atomic_save, cosine_lr, parameter_checksums, rank_a
 from .common import resume as resume_from
 
 
-class _Triplets:
-    """Picklable maker of one step's triplets (for data-loader workers)."""
+def dihedral(x: Tensor, k: int) -> Tensor:
+    """The k-th of the 8 rotations/reflections of the square grid (k = 0: the identity).
 
-    def __init__(self, data: RandomCrops, batch: int, seed: int, rank: int, world: int) -> None:
+    Example:
+        >>> x = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> [dihedral(x, k).flatten().tolist() for k in (0, 1, 4)]
+        [[0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 0.0, 2.0], [1.0, 0.0, 3.0, 2.0]]
+    """
+    if k % 4:
+        x = torch.rot90(x, k % 4, (-2, -1))
+    if k % 8 >= 4:
+        x = torch.flip(x, (-1,))
+    return x.contiguous()
+
+
+class _Triplets:
+    """Picklable maker of one step's triplets (for data-loader workers).
+
+    With ``reuse`` r > 1, the engine makes one batch every r steps and the steps in between see
+    its rotations and reflections (:func:`dihedral`): each one is an exactly labelled triplet
+    (the labels move with the pixels, and square crops whose side is a multiple of 8 keep the
+    JPEG block grid on the grid), at 1/r of the engine's cost per step.
+    """
+
+    def __init__(self, data: RandomCrops, batch: int, seed: int, rank: int, world: int, reuse: int = 1) -> None:
         self.data, self.batch, self.seed, self.rank, self.world = data, batch, seed, rank, world
+        self.reuse = reuse
+        self._cache: tuple[int, tuple[Tensor, ...]] | None = None
 
     def __call__(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
-        clean = self.data.batch((step * self.world + self.rank) * self.batch, self.batch)
-        return tuple(make_triplets(clean, step_generator(self.seed, step, self.rank)))
+        base, k = divmod(step, self.reuse)
+        if self._cache is None or self._cache[0] != base:
+            clean = self.data.batch((base * self.world + self.rank) * self.batch, self.batch)
+            self._cache = (base, tuple(make_triplets(clean, step_generator(self.seed, base, self.rank))))
+        return tuple(dihedral(t, k) for t in self._cache[1])
 
 
-def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
+             absent_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Balanced map regression loss; ``pred`` and ``labels`` are (N, 8, h, w) at the same size.
+
+    Three parts: per channel, the mean error on labelled plus on unlabelled cells (``pixel``);
+    the error of each map's image mean (``image``); and per channel, the mean |map| over the
+    images where that channel is absent altogether (``absent``, against cross-talk: a channel
+    that was not applied anywhere should stay dark everywhere).
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
@@ -54,13 +86,17 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[T
     l_off = (err * off).sum(dims) / off.sum(dims).clamp_min(1)
     pix = (l_on + l_off).sum()
     img = (pred.mean((2, 3)) - labels.mean((2, 3))).abs().sum(1).mean()
-    return pix + image_weight * img, {"pixel": pix.item(), "image": img.item()}
+    absent = (labels.abs().amax((2, 3)) == 0).to(pred.dtype)
+    ab = ((pred.abs().mean((2, 3)) * absent).sum(0) / absent.sum(0).clamp_min(1)).sum()
+    total = pix + image_weight * img + absent_weight * ab
+    return total, {"pixel": pix.item(), "image": img.item(), "absent": ab.item()}
 
 
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
                     batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
-                    progress: bool = True, stop_after: int | None = None, workers: int = 0) -> DistortionPredictor:
+                    progress: bool = True, stop_after: int | None = None, workers: int = 0,
+                    reuse: int = 1) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -68,8 +104,11 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     Each step's samples depend only on (seed, step, rank), so a resumed run sees the same data.
     ``stop_after`` ends the run after that many steps (as an interruption would), leaving the
     checkpoint to resume from. ``workers`` > 0 makes the engine's triplets in that many background
-    processes, overlapped with training (same data as ``workers=0``).
+    processes, overlapped with training (same data as ``workers=0``). ``reuse`` > 1 shows each
+    engine batch ``reuse`` times (1 to 8), rotated and reflected (see :class:`_Triplets`).
     """
+    if not 1 <= reuse <= 8:
+        raise ValueError(f"reuse: expected 1 to 8 (the dihedral transforms of a square), got {reuse}")
     rank, world = rank_and_world()
     out = Path(out)
     torch.manual_seed(seed)
@@ -83,9 +122,10 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
-                                  world=world, images=str(images) if images is not None else "embedded")
+                                  world=world, reuse=reuse,
+                                  images=str(images) if images is not None else "embedded")
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="predictor", disable=not progress or rank != 0)
-    batches = stream(_Triplets(data, batch, seed, rank, world), start, steps, workers)
+    batches = stream(_Triplets(data, batch, seed, rank, world, reuse), start, steps, workers)
     t0 = time.time()
     model.train()
     for step, (ref, img, labels) in zip(bar, batches):
