@@ -41,8 +41,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import importlib.util
-import multiprocessing
 import math
+import multiprocessing
 import sys
 import time
 from pathlib import Path

@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelperfect_loss import PixelPerfectLoss
-from pixelperfect_loss.functional import GUARD
 from pixelperfect_loss.data import RandomCrops, image_paths, read_image
+from pixelperfect_loss.functional import GUARD
 
 TASKS = ("denoise", "sr")
 LOSSES = ("l1", "blur", "blur+noise", "blur+noise-unguarded")

@@ -28,9 +28,11 @@ class PixelPerfectLoss(nn.Module):
         weights_path: predictor weights (file or folder); default: the packaged weights.
         check_range: raise on values outside [0, 1] (set False to skip the check).
 
-    The per-sample loss is ``sum_c w_c * mean(penalty(map_c)) + guard * sum_c mean(|map_c| - [w_c > 0] penalty(map_c))``, the mean taken over the
-    predictor's native map cells (4x4 pixels each; :meth:`maps` upsamples them to full resolution). The predictor is frozen
-    and stays in eval mode whatever ``.train()`` is called with; gradients flow to ``output`` only.
+    The per-sample loss is
+    ``sum_c w_c * mean(penalty(map_c)) + guard * sum_c mean(|map_c| - [w_c > 0] penalty(map_c))``,
+    the means taken over the predictor's native map cells (4x4 pixels each; :meth:`maps` upsamples
+    them to full resolution). The predictor is frozen and stays in eval mode whatever ``.train()``
+    is called with; gradients flow to ``output`` only.
     Inputs are (N, 3 or 1, H, W) in [0, 1] with H, W >= 16; the result follows the input's dtype
     (computed in the module's dtype: ``.double()`` it for float64 precision).
 
@@ -94,4 +96,5 @@ class PixelPerfectLoss(nn.Module):
                               guard=self.guard)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}, guard={self.guard}"
+        return (f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}, "
+                f"guard={self.guard}")

@@ -24,14 +24,17 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v1"
+HUB_REVISION = "v2"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
 #: sha256 of published weight files, keyed "repo@revision/filename"; checked after download.
 KNOWN_SHA256: dict[str, str] = {
-    f"{HUB_REPO}@{HUB_REVISION}/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
-    f"{HUB_REPO}@{HUB_REVISION}/scorer.safetensors": "762907edb11eff0dce7bbd35c3b9997611b90cf9e7b222abdf5921feb9b5cf8e",
+    f"{HUB_REPO}@v1/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
+    f"{HUB_REPO}@v1/scorer.safetensors": "762907edb11eff0dce7bbd35c3b9997611b90cf9e7b222abdf5921feb9b5cf8e",
+    # v2: the v1 predictor, a scorer retrained on ranked sets with whole-block pixelation
+    f"{HUB_REPO}@v2/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
+    f"{HUB_REPO}@v2/scorer.safetensors": "5f108e0b4478b0abc8f4ff18be7e443a6fac2e487185c71ba73fd3d3d37eb423",
 }
 
 

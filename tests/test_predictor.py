@@ -113,7 +113,7 @@ def test_corrupted_and_truncated_files_are_errors(tmp_path):
         load_predictor(narrow)
 
 
-def test_packaged_files_are_the_published_v1_files():
+def test_packaged_files_are_the_published_files_of_the_packaged_revision():
     from pixelperfect_loss.weights import HUB_REPO, HUB_REVISION, KNOWN_SHA256, resolve_pretrained, sha256
 
     folder = resolve_pretrained()

@@ -14,11 +14,11 @@ import sys
 import torch
 
 RECIPES = {
-    # network: {recipe: (steps, batch, crop)}; the predictor sees each engine batch REUSE times
+    # network: {recipe: (steps, batch, crop)}
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
-REUSE = 4
+REUSE = 1  # engine batches are fresh every step: --reuse 4 measured worse maps at 16000 steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,11 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of the training process (default: the cores left by --workers)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=int, default=1,
                    help="background processes making the predictor's training triplets (0: in the main process)")
     p.add_argument("--reuse", type=int, default=REUSE,
                    help=f"steps that see each engine batch of the predictor, rotated and reflected (1-8, default "
-                        f"{REUSE}): the engine then costs 1/reuse of its time per step")
+                        f"{REUSE}): the engine then costs 1/reuse of its time per step, but the maps came out "
+                        "less accurate at the same number of steps (see weights/README.md)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 

@@ -64,14 +64,8 @@ class _Triplets:
         return tuple(dihedral(t, k) for t in self._cache[1])
 
 
-def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
-             absent_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Balanced map regression loss; ``pred`` and ``labels`` are (N, 8, h, w) at the same size.
-
-    Three parts: per channel, the mean error on labelled plus on unlabelled cells (``pixel``);
-    the error of each map's image mean (``image``); and per channel, the mean |map| over the
-    images where that channel is absent altogether (``absent``, against cross-talk: a channel
-    that was not applied anywhere should stay dark everywhere).
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
@@ -86,10 +80,7 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
     l_off = (err * off).sum(dims) / off.sum(dims).clamp_min(1)
     pix = (l_on + l_off).sum()
     img = (pred.mean((2, 3)) - labels.mean((2, 3))).abs().sum(1).mean()
-    absent = (labels.abs().amax((2, 3)) == 0).to(pred.dtype)
-    ab = ((pred.abs().mean((2, 3)) * absent).sum(0) / absent.sum(0).clamp_min(1)).sum()
-    total = pix + image_weight * img + absent_weight * ab
-    return total, {"pixel": pix.item(), "image": img.item(), "absent": ab.item()}
+    return pix + image_weight * img, {"pixel": pix.item(), "image": img.item()}
 
 
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
