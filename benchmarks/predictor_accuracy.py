@@ -55,9 +55,11 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     count = 0
     hit = torch.zeros(8, dtype=torch.float64)
     strong = torch.zeros(8, dtype=torch.float64)
+    peaks = []
     for _ in range(repeats):
         ref, img, lab = make_triplets(clean, g)
         pred = predict(net, ref, img)
+        peaks.append(pred.abs().amax((1, 2, 3)))
         abs_err += (pred - lab).abs().double().sum((0, 2, 3))
         count += lab[:, 0].numel()
         s = lab.abs() > 0.2
@@ -70,6 +72,9 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
         rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {int(strong[c])} |")
     total = hit.sum() / strong.sum()
     rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {int(strong.sum())} |")
+    peak = torch.cat(peaks)
+    rows.append(f"\nLargest |map| value per triplet (labels lie in [-1, 1]): median {peak.median():.2f}, "
+                f"max {peak.max():.2f}; {int((peak > 2).sum())} of {len(peak)} triplets exceed 2.")
     return "\n".join(rows), {"sign_accuracy": float(total)}
 
 

@@ -57,6 +57,21 @@ def test_trained_directions_on_known_distortions(photos):
         assert sign * distortion_maps(img, photos).mean((0, 2, 3))[CHANNELS.index(channel)] < -0.05
 
 
+def test_one_runaway_region_cannot_blow_up_the_whole_map():
+    """The 1/16 pair features are bounded before their global mean: past the bound, the maps no
+    longer depend on how large a runaway activation is, and they stay exactly anti-symmetric."""
+    a, b = torch.rand(2, 1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    outs = []
+    for bias in (1e3, 1e6):
+        torch.manual_seed(0)
+        net = DistortionPredictor().eval()
+        with torch.no_grad():
+            net.fuse16[-1][0].bias[0] = bias  # one feature channel runs away everywhere
+            outs.append(net(a, b))
+            assert torch.equal(net(a, b), -net(b, a))
+    assert torch.isfinite(outs[1]).all() and torch.equal(outs[0], outs[1])
+
+
 def test_any_size_above_minimum_and_minimum_error():
     x = torch.rand(1, 3, 16, 19)
     assert distortion_maps(x, x.flip(-1)).shape == (1, 8, 16, 19)

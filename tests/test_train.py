@@ -20,6 +20,21 @@ def test_map_loss_balances_channels_and_is_zero_at_labels():
     assert loss.item() == pytest.approx(0.5 + 0.25, rel=1e-6) and parts["image"] == pytest.approx(0.25)
 
 
+def test_map_loss_cross_term_counts_only_responses_under_another_channel():
+    labels = torch.zeros(2, 8, 8, 8)
+    labels[:, 3, :4] = 0.5  # brightness on the top half, nothing on the bottom half
+    talk = labels.clone()
+    talk[:, 4, :4] = 0.1  # contrast lights up under the brightness change: cross-talk
+    stray = labels.clone()
+    stray[:, 4, 4:] = 0.1  # contrast lights up on clean pixels: an error, but not cross-talk
+    assert map_loss(labels, labels)[1]["cross"] == 0.0
+    assert map_loss(talk, labels)[1]["cross"] == pytest.approx(0.1)
+    assert map_loss(stray, labels)[1]["cross"] == 0.0
+    # weighted in, the same error costs more under another channel; by default it is only logged
+    assert map_loss(talk, labels, cross_weight=1.0)[0] > map_loss(stray, labels, cross_weight=1.0)[0]
+    assert map_loss(talk, labels)[0] == pytest.approx(map_loss(stray, labels)[0].item())
+
+
 def test_dihedral_gives_eight_distinct_exact_transforms():
     x = torch.rand(1, 2, 5, 5)
     outs = [dihedral(x, k) for k in range(8)]

@@ -3,12 +3,15 @@
 :func:`random_masks` draws one (N, 1, H, W) map in [0, 1] per sample from several
 families, so that a model trained on them learns *where* as well as *what*.
 Masks reach exact 0 and exact 1 (soft edges are squashed at their tails), so
-that pixels outside a mask are untouched.
+that pixels outside a mask are untouched. Every family is smooth, so masks are rendered at up to
+1/4 of the resolution (a side of at least 32 cells) and upsampled bilinearly before the squash:
+the same masks at a sixteenth of the cost.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +32,20 @@ def _squash(m: Tensor) -> Tensor:
     return ((m - 0.05) / 0.9).clamp(0, 1)
 
 
+def _render(field: Callable[..., Tensor], n: int, h: int, w: int, generator: torch.Generator | None,
+            keep: Tensor | None) -> Tensor:
+    """Render ``field`` (an unsquashed smooth map) at reduced size, upsample it to (h, w), squash it."""
+    f = max(1, min(4, min(h, w) // 32))
+    m = field(n, -(-h // f), -(-w // f), generator, _keep(keep, n))
+    if f > 1:
+        m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+    return _squash(m)
+
+
 def _coords(n: int, h: int, w: int) -> tuple[Tensor, Tensor]:
     s = max(h, w)
-    yy = (torch.arange(h, dtype=torch.float64) + 0.5 - h / 2) / s
-    xx = (torch.arange(w, dtype=torch.float64) + 0.5 - w / 2) / s
+    yy = (torch.arange(h, dtype=torch.float32) + 0.5 - h / 2) / s
+    xx = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2) / s
     return yy.view(1, 1, h, 1).expand(n, 1, h, w), xx.view(1, 1, 1, w).expand(n, 1, h, w)
 
 
@@ -49,13 +62,16 @@ def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None
         >>> m.shape, bool(m.min() >= 0), bool(m.max() <= 1)
         (torch.Size([2, 1, 32, 48]), True, True)
     """
-    keep = _keep(keep, n)
+    return _render(_field, n, h, w, generator, keep)
+
+
+def _field(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
     cells = 2 + int(_rand((1,), generator).item() * 5)
-    coarse = _rand((n, 1, cells, cells), generator)[keep]
+    coarse = _rand((n, 1, cells, cells), generator)[keep].float()
     f = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
-    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)[keep]
-    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)[keep]
-    return _squash(torch.sigmoid((f - thr) * sharp))
+    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)[keep].float()
+    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)[keep].float()
+    return torch.sigmoid((f - thr) * sharp)
 
 
 def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
@@ -66,13 +82,16 @@ def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
         >>> blob_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    keep = _keep(keep, n)
+    return _render(_blobs, n, h, w, generator, keep)
+
+
+def _blobs(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
     k = int(keep.sum())
     yy, xx = _coords(k, h, w)
-    out = torch.zeros(k, 1, h, w, dtype=torch.float64)
+    out = torch.zeros(k, 1, h, w)
     count = 1 + (_rand((n, 1, 1, 1), generator)[keep] * 3).floor()
     for i in range(3):
-        p = _rand((6, n, 1, 1, 1), generator)[:, keep]
+        p = _rand((6, n, 1, 1, 1), generator)[:, keep].float()
         cy, cx = (p[0] - 0.5) * h / max(h, w), (p[1] - 0.5) * w / max(h, w)
         ay, ax = 0.1 + 0.35 * p[2], 0.1 + 0.35 * p[3]
         th = p[4] * math.pi
@@ -82,7 +101,7 @@ def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
         r = torch.sqrt((u / ax) ** 2 + (v / ay) ** 2)
         blob = torch.sigmoid((1.0 - r) * (4.0 + 12.0 * p[5]))
         out = torch.where(count > i, torch.maximum(out, blob), out)
-    return _squash(out)
+    return out
 
 
 def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
@@ -93,16 +112,19 @@ def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None
         >>> plane_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    keep = _keep(keep, n)
+    return _render(_planes, n, h, w, generator, keep)
+
+
+def _planes(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
     yy, xx = _coords(int(keep.sum()), h, w)
-    p = _rand((5, n, 1, 1, 1), generator)[:, keep]
+    p = _rand((5, n, 1, 1, 1), generator)[:, keep].float()
     th = p[0] * 2 * math.pi
     d = xx * torch.cos(th) + yy * torch.sin(th) - (p[1] - 0.5) * 0.6
     sharp = 4.0 + 30.0 * p[2]
     half = torch.sigmoid(d * sharp)
     width = 0.05 + 0.25 * p[3]
     band = torch.sigmoid((width - d.abs()) * sharp)
-    return _squash(torch.where(p[4] < 0.5, half, band))
+    return torch.where(p[4] < 0.5, half, band)
 
 
 def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
@@ -121,7 +143,7 @@ def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = Non
     keep = _keep(keep, n).cpu()
     cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
     family = torch.searchsorted(cum[:-1], _rand((n,), generator), right=True)
-    out = torch.zeros(n, 1, h, w, dtype=torch.float64)
+    out = torch.zeros(n, 1, h, w)
     out[keep & (family == 0)] = 1.0
     for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):
         idx = (family == i).nonzero().flatten()

@@ -72,7 +72,7 @@ class Recipe:
     masks: Tensor
 
     def labels(self, scale: Tensor | float = 1.0) -> Tensor:
-        s = (self.sign * self.strength * scale).to(self.masks.dtype)
+        s = (self.sign * self.strength * scale).to(self.masks.device, self.masks.dtype)
         return s[:, :, None, None] * self.masks
 
 
@@ -107,7 +107,7 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
                 v = (u_var[:, i] * k).floor().long().clamp(max=k - 1)
                 variant[:, i] = torch.where(s == sg, v, variant[:, i])
     strength = torch.where(chosen, min_strength + (1 - min_strength) * u_t, 0.0)
-    masks = torch.stack([random_masks(n, h, w, generator, keep=chosen[:, i])[:, 0] for i in range(c)], dim=1)
+    masks = random_masks(n * c, h, w, generator, keep=chosen.flatten()).view(n, c, h, w)  # one call: cheaper
     return Recipe(strength.to(dtype), sign, variant, masks.to(device=device, dtype=dtype))
 
 
@@ -132,10 +132,10 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
                     continue
                 sel = sel.to(x.device)
                 t = strength[sel, i]
-                xs = x[sel]
+                xs = x.index_select(0, sel)
                 y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
                 m = recipe.masks[sel, i:i + 1].to(x.device, x.dtype)
-                x[sel] = xs + m * (y - xs)
+                x.index_copy_(0, sel, torch.lerp(xs, y, m))  # exactly xs where m == 0, y where m == 1
     return x
 
 
@@ -158,12 +158,13 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
     recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=p_clean,
                            device=clean.device, dtype=clean.dtype)
     distorted = apply_recipe(clean, recipe, generator)
-    labels = recipe.labels()
-    swap = (_rand((n,), generator) < p_swap).to(clean.device)
-    sw = swap.view(-1, 1, 1, 1)
-    reference = torch.where(sw, distorted, clean)
-    image = torch.where(sw, clean, distorted)
-    labels = torch.where(sw, -labels, labels)
+    swap = _rand((n,), generator) < p_swap
+    sign = (recipe.sign * recipe.strength * torch.where(swap, -1.0, 1.0)[:, None]).to(clean.device, clean.dtype)
+    labels = recipe.masks.mul_(sign[:, :, None, None])  # = recipe.labels(), negated where swapped, in place
+    swap = swap.to(clean.device)
+    reference, image = clean.clone(), distorted
+    reference[swap] = distorted[swap]
+    image[swap] = clean[swap]
     return Triplets(reference, image, labels)
 
 

@@ -19,6 +19,7 @@ RECIPES = {
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
 REUSE = 1  # engine batches are fresh every step: --reuse 4 measured worse maps at 16000 steps
+WORKERS = 1  # background processes making the predictor's triplets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of the training process (default: the cores left by --workers)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=int, default=WORKERS,
                    help="background processes making the predictor's training triplets (0: in the main process)")
     p.add_argument("--reuse", type=int, default=REUSE,
                    help=f"steps that see each engine batch of the predictor, rotated and reflected (1-8, default "

@@ -64,8 +64,15 @@ class _Triplets:
         return tuple(dihedral(t, k) for t in self._cache[1])
 
 
-def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
+             cross_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Balanced map regression loss; ``pred`` and ``labels`` are (N, 8, h, w) at the same size.
+
+    Per channel, the mean error on its labelled cells plus on its unlabelled cells (``pixel``),
+    and the error of each map's image mean (``image``). ``cross`` is logged as a diagnostic of
+    cross-talk: per channel, the mean |map| on its unlabelled cells where another channel is
+    labelled. Weighting it into the loss (``cross_weight`` 1) was tried and made the maps much
+    worse (saturation's response collapsed; see weights/README.md), so its default weight is 0.
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
@@ -78,9 +85,12 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0) -> tuple[T
     dims = (0, 2, 3)
     l_on = (err * on).sum(dims) / on.sum(dims).clamp_min(1)
     l_off = (err * off).sum(dims) / off.sum(dims).clamp_min(1)
+    cross = off * on.amax(1, keepdim=True)
+    l_cross = ((err * cross).sum(dims) / cross.sum(dims).clamp_min(1)).sum()
     pix = (l_on + l_off).sum()
     img = (pred.mean((2, 3)) - labels.mean((2, 3))).abs().sum(1).mean()
-    return pix + image_weight * img, {"pixel": pix.item(), "image": img.item()}
+    total = pix + cross_weight * l_cross + image_weight * img
+    return total, {"pixel": pix.item(), "cross": l_cross.item(), "image": img.item()}
 
 
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
