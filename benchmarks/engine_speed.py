@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     ours = time_call(lambda: jpeg_codec(clean, q), repeats)
     peer = time_call(lambda: kornia.enhance.jpeg_codec_differentiable(clean, q), repeats)
     lines += ["", f"JPEG operator at size {size}, batch {batch}: the engine's codec {ours:.4f} s, kornia's "
-                  f"differentiable codec (the engine's before v3) {peer:.4f} s: **{peer / ours:.1f}x** ours."]
+                  f"differentiable codec (the engine's previous one) {peer:.4f} s: **{peer / ours:.1f}x** ours."]
     ranked_s = time_call(lambda: make_ranked_sets(clean, k, g), repeats)
     lines += ["", f"`make_ranked_sets(clean, {k})` at size {size}: {ranked_s / batch * 1e3:.1f} ms "
                   f"per set ({ranked_s:.4f} s per batch of {batch})."]

@@ -18,8 +18,8 @@ RECIPES = {
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
-REUSE = 1  # engine batches are fresh every step: --reuse 4 measured worse maps at 16000 steps
-WORKERS = 1  # background processes making the predictor's triplets
+REUSE = 1  # fresh engine batches: predictors trained with reuse 2 and 4 were worse (weights/README.md)
+WORKERS = 0  # the engine runs in the training process: measured faster than in 1 worker process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="background processes making the predictor's training triplets (0: in the main process)")
     p.add_argument("--reuse", type=int, default=REUSE,
                    help=f"steps that see each engine batch of the predictor, rotated and reflected (1-8, default "
-                        f"{REUSE}): the engine then costs 1/reuse of its time per step, but the maps came out "
-                        "less accurate at the same number of steps (see weights/README.md)")
+                        f"{REUSE}): the engine then costs 1/reuse of its time per step; the predictors trained with 2 "
+                        "and 4 came out worse (see weights/README.md)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
