@@ -4,8 +4,8 @@
 families, so that a model trained on them learns *where* as well as *what*.
 Masks reach exact 0 and exact 1 (soft edges are squashed at their tails), so
 that pixels outside a mask are untouched. Every family is smooth, so masks are rendered at up to
-1/4 of the resolution (a side of at least 32 cells) and upsampled bilinearly before the squash:
-the same masks at a sixteenth of the cost.
+1/4 of the resolution (a side of at least 32 cells) and upsampled bilinearly before the squash,
+at about a sixteenth of the cost of rendering them at full resolution.
 """
 
 from __future__ import annotations

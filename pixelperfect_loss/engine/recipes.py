@@ -71,9 +71,10 @@ class Recipe:
     variant: Tensor
     masks: Tensor
 
-    def labels(self, scale: Tensor | float = 1.0) -> Tensor:
-        s = (self.sign * self.strength * scale).to(self.masks.device, self.masks.dtype)
-        return s[:, :, None, None] * self.masks
+    def labels(self, scale: Tensor | float = 1.0, *, in_place: bool = False) -> Tensor:
+        """``sign * strength * scale * mask`` (N, 8, H, W); ``in_place`` reuses (and so consumes) the masks."""
+        s = (self.sign * self.strength * scale).to(self.masks.device, self.masks.dtype)[:, :, None, None]
+        return self.masks.mul_(s) if in_place else s * self.masks
 
 
 def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = None, *,
@@ -159,8 +160,7 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
                            device=clean.device, dtype=clean.dtype)
     distorted = apply_recipe(clean, recipe, generator)
     swap = _rand((n,), generator) < p_swap
-    sign = (recipe.sign * recipe.strength * torch.where(swap, -1.0, 1.0)[:, None]).to(clean.device, clean.dtype)
-    labels = recipe.masks.mul_(sign[:, :, None, None])  # = recipe.labels(), negated where swapped, in place
+    labels = recipe.labels(torch.where(swap, -1.0, 1.0)[:, None], in_place=True)  # negated where swapped
     swap = swap.to(clean.device)
     reference, image = clean.clone(), distorted
     reference[swap] = distorted[swap]
