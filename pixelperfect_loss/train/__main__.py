@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
     recipe = "quick" if args.quick else "full"
-    from .common import init_distributed, rank_and_world
+    from .common import finish_distributed, init_distributed, rank_and_world
 
     init_distributed()
 
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if pred is None and (Path(args.out) / "predictor.safetensors").is_file():
             pred = Path(args.out) / "predictor.safetensors"
         train_scorer(args.images, args.out, predictor_path=pred, **settings("scorer"), **common)
+    finish_distributed()  # on success; torchrun stops every rank when one fails
     return 0
 
 

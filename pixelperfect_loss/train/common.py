@@ -31,6 +31,14 @@ def init_distributed() -> bool:
     return True
 
 
+def finish_distributed() -> None:
+    """Leave the process group (after a barrier) so that no rank exits while gloo's threads still run,
+    which aborted a rank now and then ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def parameter_checksums(module: torch.nn.Module) -> list[float]:
     """Sum of every parameter of ``module`` on each rank (one entry per rank; one when not distributed)."""
     total = torch.stack([p.detach().double().sum() for p in module.parameters()]).sum().view(1)
