@@ -24,7 +24,7 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v2"
+HUB_REVISION = "v3"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
@@ -35,6 +35,9 @@ KNOWN_SHA256: dict[str, str] = {
     # v2: the v1 predictor, a scorer retrained on ranked sets with whole-block pixelation
     f"{HUB_REPO}@v2/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
     f"{HUB_REPO}@v2/scorer.safetensors": "5f108e0b4478b0abc8f4ff18be7e443a6fac2e487185c71ba73fd3d3d37eb423",
+    # v3: both networks retrained by `python -m pixelperfect_loss.train all` with the v3 engine
+    f"{HUB_REPO}@v3/predictor.safetensors": "26cbebf836d27e478b4f59fad585eb803a0fa658420fe5051d0bd1ee50c3795f",
+    f"{HUB_REPO}@v3/scorer.safetensors": "c8231b00eba24abe46127ef26b5af7fe3e333e27f8aa0d577cb96dcf0ee08009",
 }
 
 
