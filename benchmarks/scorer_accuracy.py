@@ -32,7 +32,6 @@ import kornia
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
-from scipy.stats import rankdata
 from tqdm import tqdm
 
 from pixelperfect_loss.channels import CHANNELS
@@ -92,6 +91,19 @@ def check_ms_ssim(x: torch.Tensor, y: torch.Tensor) -> None:
         raise AssertionError(f"separable MS-SSIM {ours.tolist()} differs from kornia's {ref.tolist()}")
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing their mean rank; all NaN when any value is NaN.
+
+    Example:
+        >>> _ranks(np.array([3.0, 1.0, 3.0])).tolist()
+        [2.5, 1.0, 2.5]
+    """
+    v = np.asarray(values, dtype=float)
+    if np.isnan(v).any():
+        return np.full(len(v), np.nan)
+    return np.array([(v < x).sum() + ((v == x).sum() + 1) / 2 for x in v])
+
+
 def _spearman(quality: np.ndarray) -> float:
     """Spearman correlation of quality values (mildest version first) with the negated strength.
 
@@ -99,7 +111,7 @@ def _spearman(quality: np.ndarray) -> float:
     (an engine pixelation whose block size does not change between two levels) must tie, and a
     network's score of the same pair may differ in the last float32 bits with its place in the batch.
     """
-    r = rankdata(np.array([float(f"{v:.6g}") for v in quality]))
+    r = _ranks(np.array([float(f"{v:.6g}") for v in quality]))
     if np.isnan(r).any():
         return float("nan")
     if r.std() == 0:

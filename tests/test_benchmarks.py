@@ -35,3 +35,26 @@ def test_quick_suite_runs_every_benchmark_and_writes_nothing(tmp_path):
     assert "Spearman" in run.stdout and "cross-talk" in run.stdout.lower()  # the accuracy tables were printed
     assert results.read_bytes() == before
     assert (tmp_path / "runs" / "metrics-denoise.json").is_file()
+
+
+def test_spearman_ranks_ties_by_their_mean_rank():
+    from benchmarks.scorer_accuracy import _ranks, _spearman
+
+    assert _ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert np.isnan(_ranks(np.array([1.0, np.nan]))).all()
+    assert _spearman(np.array([-1.0, -2.0, -3.0, -4.0, -5.0])) == pytest.approx(1.0)  # falls at every step
+    assert _spearman(np.array([-2.0, -1.0, -3.0, -4.0, -5.0])) == pytest.approx(0.9)  # one adjacent swap
+    # a tie (two identical versions): ranks 4.5, 4.5, 3, 2, 1 against 5..1 correlate by sqrt(9.5 / 10)
+    assert _spearman(np.array([0.0, 0.0, -1.0, -2.0, -3.0])) == pytest.approx(np.sqrt(0.95))
+
+
+def test_scorer_table_separates_at_least_from_within_tolerance():
+    from benchmarks.scorer_accuracy import TOL, table
+
+    def sets(ours: float, peer: float) -> list[dict[str, float]]:
+        return [{"ours": ours, "PSNR": peer, "SSIM": peer - 0.1, "MS-SSIM": peer - 0.2}]
+
+    results = {"tie": sets(1.0, 1.0), "close": sets(0.994 - TOL / 2, 0.994), "far": sets(0.9, 1.0)}
+    md, strict, ok, n = table(results, ["tie", "close", "far"])
+    assert (strict, ok, n) == (1, 2, 3)
+    assert f"| within {TOL} |" in md and "| ✗ |" in md
