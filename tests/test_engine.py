@@ -224,3 +224,44 @@ def test_jpeg_codec_keeps_odd_sizes_and_gets_worse_with_lower_quality():
     y = jpeg_codec(x, torch.tensor([90.0, 40.0, 5.0]))
     err = (y - x).abs().mean((1, 2, 3))
     assert y.shape == x.shape and bool((err[:-1] < err[1:]).all())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_saturation_hsv_equals_the_hsv_round_trip(dtype, photos):
+    """The closed form (V - k (V - x), k capped at S = 1) is kornia's rgb -> hsv, S x 2^(1.5 t), hsv -> rgb."""
+    import kornia
+
+    from pixelperfect_loss.engine.operators import saturation_hsv
+
+    x = photos.to(dtype)
+    x[0, :, :6, :6] = 0.4  # grey: no hue, must stay grey
+    x[1, :, :6, :6] = 0.0  # black
+    t = torch.tensor([-1.0, -0.3, 0.5, 1.0], dtype=dtype)
+    hsv = kornia.color.rgb_to_hsv(x)
+    s = (hsv[:, 1:2] * torch.exp2(1.5 * t.view(-1, 1, 1, 1))).clamp(0, 1)
+    want = kornia.color.hsv_to_rgb(torch.cat([hsv[:, :1], s, hsv[:, 2:]], 1)).clamp(0, 1)
+    got = saturation_hsv(x, t)
+    assert got.dtype == dtype
+    assert torch.allclose(got, want, atol=1e-5 if dtype == torch.float32 else 1e-7)
+    assert (got[0, :, :6, :6] == 0.4).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_chroma_noise_keeps_luma_and_matches_the_ycbcr_round_trip(dtype, photos):
+    import kornia
+
+    from pixelperfect_loss.engine.operators import _correlate, chroma_noise
+
+    x = photos.to(dtype) * 0.6 + 0.2  # away from the clamp, so luma is kept exactly
+    t = torch.tensor([0.2, 0.5, 0.8, 1.0], dtype=dtype)
+    got = chroma_noise(x, t, torch.Generator().manual_seed(7))
+    nz = torch.randn((4, 2, 64, 64), generator=torch.Generator().manual_seed(7), dtype=dtype)
+    blurred = kornia.filters.gaussian_blur2d(nz, (5, 5), (0.7, 0.7))
+    assert torch.allclose(_correlate(nz), blurred, atol=1e-6)
+    ycc = kornia.color.rgb_to_ycbcr(x)
+    ycc = torch.cat([ycc[:, :1], ycc[:, 1:] + 0.15 * t.view(-1, 1, 1, 1) * blurred / 0.4], 1)
+    want = kornia.color.ycbcr_to_rgb(ycc).clamp(0, 1)
+    tol = 1e-5 if dtype == torch.float32 else 1e-9
+    assert torch.allclose(got, want, atol=tol)
+    inside = ((want > 0) & (want < 1)).all(1, keepdim=True)
+    assert torch.allclose(luma(got)[inside], luma(x)[inside], atol=tol)

@@ -124,14 +124,18 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
     """
     x = clean.clone()
     strength = (recipe.strength.to(x.device) * torch.as_tensor(scale, device=x.device)).to(x.dtype)
+    signs, variants = recipe.sign.tolist(), recipe.variant.tolist()  # plain lists: cheap grouping
     for name in ORDER:
         i = INDEX[name]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for n, (s, v) in enumerate(zip(signs, variants)):
+            if s[i]:
+                groups.setdefault((s[i], v[i]), []).append(n)
         for sg in (1, -1):
             for v, fn in enumerate(OPERATORS.get((name, sg), ())):
-                sel = ((recipe.sign[:, i] == sg) & (recipe.variant[:, i] == v)).nonzero().flatten()
-                if len(sel) == 0:
+                if (sg, v) not in groups:
                     continue
-                sel = sel.to(x.device)
+                sel = torch.tensor(groups[sg, v], device=x.device)
                 t = strength[sel, i]
                 xs = x.index_select(0, sel)
                 y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
@@ -161,11 +165,8 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
     distorted = apply_recipe(clean, recipe, generator)
     swap = _rand((n,), generator) < p_swap
     labels = recipe.labels(torch.where(swap, -1.0, 1.0)[:, None], in_place=True)  # negated where swapped
-    swap = swap.to(clean.device)
-    reference, image = clean.clone(), distorted
-    reference[swap] = distorted[swap]
-    image[swap] = clean[swap]
-    return Triplets(reference, image, labels)
+    swap = swap.to(clean.device).view(n, 1, 1, 1)
+    return Triplets(torch.where(swap, distorted, clean), torch.where(swap, clean, distorted), labels)
 
 
 def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = None, *,
