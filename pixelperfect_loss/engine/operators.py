@@ -68,12 +68,23 @@ def _filter_fft(x: Tensor, kernels: Tensor) -> Tensor:
     r = k // 2
     mode = "reflect" if r < min(h, w) else "replicate"
     xp = F.pad(x, (r, r, r, r), mode=mode)
-    hp, wp = xp.shape[-2:]
-    kp = torch.zeros(n, hp, wp, device=x.device, dtype=x.dtype)
-    kp[:, :k, :k] = kernels
-    kp = torch.roll(kp, shifts=(-r, -r), dims=(-2, -1))
-    y = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(kp).unsqueeze(1), s=(hp, wp))
-    return y[..., r:r + h, r:r + w]
+    size = (_fast_size(xp.shape[-2]), _fast_size(xp.shape[-1]))  # zero-padded further: FFT-friendly
+    kf = torch.fft.rfft2(kernels, s=size)  # the kernel at the top left, its centre at (r, r)
+    y = torch.fft.irfft2(torch.fft.rfft2(xp, s=size) * kf.unsqueeze(1), s=size)
+    return y[..., 2 * r:2 * r + h, 2 * r:2 * r + w]  # linear (never wrapped) outputs, centred
+
+
+def _fast_size(n: int) -> int:
+    """The smallest m >= n with no prime factor above 5 (fast FFT sizes)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
 def _grid(k: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -243,12 +254,13 @@ _Q_CHROMA = (17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24,
 
 
 def _dct_matrix(like: Tensor) -> Tensor:
-    """Orthonormal 8-point DCT-II matrix D (rows: frequencies): coefficients = D @ block @ D.T."""
+    """kron(D, D) (64 x 64) of the orthonormal 8-point DCT-II matrix D (rows: frequencies): the
+    coefficients of a row-major flattened 8 x 8 block b are ``kron(D, D) @ b`` (= D @ block @ D.T)."""
     k = torch.arange(8, dtype=torch.float64).view(8, 1)
     i = torch.arange(8, dtype=torch.float64).view(1, 8)
     d = torch.cos((2 * i + 1) * k * math.pi / 16) * math.sqrt(2 / 8)
     d[0] = math.sqrt(1 / 8)
-    return d.to(device=like.device, dtype=like.dtype)
+    return torch.kron(d, d).to(device=like.device, dtype=like.dtype)
 
 
 def _quant_tables(quality: Tensor, base: tuple[int, ...]) -> Tensor:
@@ -260,13 +272,17 @@ def _quant_tables(quality: Tensor, base: tuple[int, ...]) -> Tensor:
 
 
 def _code_plane(p: Tensor, tables: Tensor, dct: Tensor) -> Tensor:
-    """Quantise the 8x8 block DCT of planes (N, h, w) (h, w multiples of 8, level-shifted) and decode."""
+    """Quantise the 8x8 block DCT of planes (N, h, w) (h, w multiples of 8, level-shifted) and decode.
+
+    ``dct`` is the 64 x 64 two-dimensional DCT, kron(D, D): a flattened block b has coefficients
+    ``dct @ b`` (the same as D @ block @ D.T), so the whole plane is one matrix product, not
+    thousands of 8 x 8 ones."""
     n, h, w = p.shape
-    blocks = p.view(n, h // 8, 8, w // 8, 8).transpose(2, 3)  # (N, bh, bw, 8, 8)
-    coef = dct @ blocks @ dct.T
-    q = tables.view(n, 1, 1, 8, 8)
-    blocks = dct.T @ (torch.round(coef / q) * q) @ dct
-    return blocks.transpose(2, 3).reshape(n, h, w)
+    blocks = p.view(n, h // 8, 8, w // 8, 8).transpose(2, 3).reshape(n, -1, 64)  # (N, blocks, 64)
+    coef = blocks @ dct.T
+    q = tables.view(n, 1, 64)
+    blocks = (torch.round(coef / q) * q) @ dct
+    return blocks.view(n, h // 8, w // 8, 8, 8).transpose(2, 3).reshape(n, h, w)
 
 
 def jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
