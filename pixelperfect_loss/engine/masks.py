@@ -144,10 +144,10 @@ def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = Non
     cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
     family = torch.searchsorted(cum[:-1], _rand((n,), generator), right=True)
     out = torch.zeros(n, 1, h, w)
-    out[keep & (family == 0)] = 1.0
+    out.index_fill_(0, (keep & (family == 0)).nonzero().flatten(), 1.0)  # index_*_: faster than out[mask] = ...
     for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):
         idx = (family == i).nonzero().flatten()
         if len(idx):
             kept = keep[idx]
-            out[idx[kept]] = make(len(idx), h, w, generator, keep=kept)
+            out.index_copy_(0, idx[kept], make(len(idx), h, w, generator, keep=kept))
     return out.to(device=device, dtype=dtype)
