@@ -9,7 +9,9 @@ Run from the repository root (``--data`` is the shared evaluation folder; never 
    channel i was applied (whole-image mask, strength uniform in [0.3, 1]), divided by the
    diagonal entry of row i.
 2. Distortions made by independent code, not the engine (Pillow's filters, enhancers, colour
-   matrix and JPEG encoder; numpy noise): which channel has the largest |mean map| and its sign.
+   matrix and JPEG encoder; numpy noise; OpenCV's filters, resamplers, noise, non-local-means
+   denoiser, JPEG encoder, HSV and Lab colour spaces, :mod:`benchmarks.opencv_cases`): which
+   channel has the largest |mean map| and its sign.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pixelperfect_loss.engine.recipes import OPERATORS, Recipe, apply_recipe
 from pixelperfect_loss.functional import distortion_maps
 from pixelperfect_loss.weights import load_predictor
 
+from . import opencv_cases as cv
 from .common import write_section
 
 SEED = 2024
@@ -151,8 +154,11 @@ def _downup(factor: int):
     return f
 
 
-def independent_cases(rng: np.random.Generator) -> list[tuple[str, str, int, object, bool]]:
-    """(description, expected channel, expected sign, function on a PIL image, swap the pair)."""
+def independent_cases(rng: np.random.Generator) -> list[tuple[str, str, int, object, object]]:
+    """(description, expected channel, expected sign, function on a PIL image, reference): the
+    reference is the clean image when False, the distorted one when True (the pair swapped, the
+    clean image then being the one judged), or made by a function of its own (e.g. the noisy
+    image that a denoiser was given)."""
     E = ImageEnhance
     return [
         ("Pillow GaussianBlur r=1", "blur", 1, lambda im: im.filter(ImageFilter.GaussianBlur(1)), False),
@@ -178,6 +184,24 @@ def independent_cases(rng: np.random.Generator) -> list[tuple[str, str, int, obj
         ("Pillow colour matrix R x0.85 B x1.15", "warmth", -1, _matrix(0.85, 1.0, 1.15), False),
         ("Pillow colour matrix G x0.85 R,B x1.06", "tint", 1, _matrix(1.06, 0.85, 1.06), False),
         ("Pillow colour matrix G x1.12 R,B x0.95", "tint", -1, _matrix(0.95, 1.12, 0.95), False),
+        ("OpenCV GaussianBlur sigma=1.5", "blur", 1, cv.gaussian_blur(1.5), False),
+        ("OpenCV medianBlur 5x5", "blur", 1, cv.median_blur(5), False),
+        ("OpenCV INTER_AREA down x3, INTER_CUBIC up", "blur", 1, cv.area_down_cubic_up(3), False),
+        ("OpenCV addWeighted unsharp 150%", "blur", -1, cv.sharpen(1.5), False),
+        ("OpenCV randn noise sigma=0.05", "noise", 1, cv.randn_noise(0.05, SEED), False),
+        ("OpenCV fastNlMeans: noisy (0.06) reference, denoised image", "noise", -1, cv.nlmeans_denoised(0.06, SEED),
+         cv.randn_noise(0.06, SEED)),
+        ("OpenCV imencode JPEG q=15", "jpeg", 1, cv.jpeg(15), False),
+        ("OpenCV convertScaleAbs +40", "brightness", 1, cv.scale_offset(1.0, 40), False),
+        ("OpenCV convertScaleAbs x0.6", "brightness", -1, cv.scale_offset(0.6, 0), False),
+        ("OpenCV convertScaleAbs x1.5 about 128", "contrast", 1, cv.scale_offset(1.5, -64), False),
+        ("OpenCV convertScaleAbs x0.6 about 128", "contrast", -1, cv.scale_offset(0.6, 51.2), False),
+        ("OpenCV HSV S x1.6", "saturation", 1, cv.hsv_saturation(1.6), False),
+        ("OpenCV HSV S x0.4", "saturation", -1, cv.hsv_saturation(0.4), False),
+        ("OpenCV Lab b* +12 (yellow)", "warmth", 1, cv.lab_shift(b=12), False),
+        ("OpenCV Lab b* -12 (blue)", "warmth", -1, cv.lab_shift(b=-12), False),
+        ("OpenCV Lab a* +10 (magenta)", "tint", 1, cv.lab_shift(a=10), False),
+        ("OpenCV Lab a* -10 (green)", "tint", -1, cv.lab_shift(a=-10), False),
     ]
 
 
@@ -186,11 +210,15 @@ def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
     rows = ["| distortion (independent code) | expected | right channel strongest | right sign | "
             "mean map on expected | strongest other channel |", "|---|---|---|---|---|---|"]
     right_all, sign_all, total = 0, 0, 0
-    for desc, chan, sign, fn, swap in independent_cases(rng):
+    by_code: dict[str, list[int]] = {}  # implementation (first word of the description): [right, cases]
+    for desc, chan, sign, fn, reference in independent_cases(rng):
         ims = [_pil(x) for x in clean]
         dist = torch.stack([_tensor(fn(im)) for im in ims])
-        base = torch.stack([_tensor(im) for im in ims])
-        ref, img = (dist, base) if swap else (base, dist)
+        if callable(reference):
+            ref, img = torch.stack([_tensor(reference(im)) for im in ims]), dist
+        else:
+            base = torch.stack([_tensor(im) for im in ims])
+            ref, img = (dist, base) if reference else (base, dist)
         means = predict(net, ref, img).double().mean((2, 3))
         c = INDEX[chan]
         strongest = means.abs().argmax(1)
@@ -202,12 +230,16 @@ def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
         right_all += int((right & good_sign).sum())
         sign_all += int(good_sign.sum())
         total += len(right)
+        tally = by_code.setdefault(desc.split()[0], [0, 0])
+        tally[0] += int((right & good_sign).sum())
+        tally[1] += len(right)
         rows.append(f"| {desc} | {chan} {'+' if sign > 0 else '-'} | {100 * right.double().mean():.0f}% | "
                     f"{100 * good_sign.double().mean():.0f}% | {means[:, c].mean():+.3f} | "
                     f"{CHANNELS[j]} {means[:, j].mean():+.3f} |")
     frac = right_all / total
     rows.append(f"\nRight channel strongest and right sign: **{100 * frac:.1f}%** of {total} cases; "
-                f"right sign on the expected channel: {100 * sign_all / total:.1f}%.")
+                f"right sign on the expected channel: {100 * sign_all / total:.1f}%. By implementation: "
+                + ", ".join(f"{code} {100 * r / n:.1f}% of {n}" for code, (r, n) in by_code.items()) + ".")
     return "\n".join(rows), {"independent_right": frac}
 
 

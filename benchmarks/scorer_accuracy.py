@@ -13,7 +13,8 @@ and the negated strength (+1: quality falls at every step), averaged per family.
    and 778 (one set each per photo); the family is the channel (and sign) with the largest mean
    |label| in the strongest version, or "other" for operators outside the eight channels.
 2. Independent implementations (Pillow filters, enhancers, colour matrix and JPEG encoder; numpy
-   noise and fog), 5 levels each, mildest first.
+   noise and fog; OpenCV filters, noise, JPEG and WebP encoders, HSV and Lab colour shifts,
+   :mod:`benchmarks.opencv_cases`), 5 levels each, mildest first.
 
 Peers, computed in the same run with kornia: PSNR (``kornia.metrics.psnr``, one image at a time),
 SSIM (``kornia.metrics.ssim``, 11x11 window) and MS-SSIM: one minus ``kornia.losses.MS_SSIMLoss``
@@ -39,6 +40,7 @@ from pixelperfect_loss.data import image_paths, read_image
 from pixelperfect_loss.engine.recipes import make_ranked_sets
 from pixelperfect_loss.metric import PixelPerfect
 
+from . import opencv_cases as cv
 from .common import write_section
 from .predictor_accuracy import _jpeg, _matrix, _noise, _pil, _poisson, _tensor
 
@@ -195,6 +197,14 @@ def independent_families() -> list[tuple[str, list]]:
         ("other: Pillow pixelate (NEAREST) 2-8", [_pixelate(b) for b in (2, 3, 4, 6, 8)]),
         ("other: numpy fog to 0.85 grey, alpha 0.1-0.5", [_fog(v) for v in (0.1, 0.2, 0.3, 0.4, 0.5)]),
         ("other: Pillow rotate BICUBIC 0.5-4 deg", [lambda im, d=d: im.rotate(d, Image.BICUBIC) for d in (0.5, 1, 2, 3, 4)]),
+        ("OpenCV GaussianBlur sigma 0.5-3", [cv.gaussian_blur(s) for s in (0.5, 0.8, 1.2, 2, 3)]),
+        ("OpenCV medianBlur 3-11", [cv.median_blur(k) for k in (3, 5, 7, 9, 11)]),
+        ("OpenCV randn noise 0.01-0.1", [cv.randn_noise(s, SEED) for s in (0.01, 0.02, 0.04, 0.07, 0.1)]),
+        ("OpenCV imencode JPEG q 70-5", [cv.jpeg(q) for q in (70, 50, 30, 15, 5)]),
+        ("OpenCV HSV saturation x0.9-0.3", [cv.hsv_saturation(f) for f in (0.9, 0.75, 0.6, 0.45, 0.3)]),
+        ("OpenCV Lab b* +3-+20 (yellow)", [cv.lab_shift(b=v) for v in (3, 6, 10, 15, 20)]),
+        ("OpenCV Lab a* -3--20 (green)", [cv.lab_shift(a=-v) for v in (3, 6, 10, 15, 20)]),
+        ("other: OpenCV WebP q 60-2", [cv.webp(q) for q in (60, 30, 15, 5, 2)]),
     ]
 
 
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
           f"MS-SSIM) and the negated strength: +1 means quality falls at every step.\n\n{summary}\n\n"
           f"### Engine sets (`make_ranked_sets`, seeds {SEEDS[0]} and {SEEDS[1]}, p_other=0.3; family: channel "
           f"and sign with the largest mean |label| in the strongest version)\n\n{t1}\n\n"
-          f"### Independent implementations (Pillow, numpy; 5 levels each, mildest first)\n\n{t2}\n")
+          f"### Independent implementations (Pillow, numpy, OpenCV; 5 levels each, mildest first)\n\n{t2}\n")
     print(md)
     if not args.quick:
         cmd = "python -m benchmarks.scorer_accuracy" + (
