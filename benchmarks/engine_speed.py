@@ -19,6 +19,8 @@ Run from the repository root:
     python -m benchmarks.engine_speed --quick  # batch 4 at size 64, 1 run, prints only
 
 ``--threads N`` sets ``torch.set_num_threads(N)``; by default the thread count is left alone.
+``--device cuda`` runs the engine and the step on the GPU (the engine's random draws stay on the CPU
+generator, as in training) and writes its own section, ``engine_speed_cuda``.
 """
 
 from __future__ import annotations
@@ -37,16 +39,17 @@ from pixelperfect_loss.engine import make_ranked_sets, make_triplets
 from pixelperfect_loss.engine.operators import chroma_noise, jpeg_codec, saturation_hsv
 from pixelperfect_loss.nets import DistortionPredictor
 from pixelperfect_loss.train.__main__ import REUSE as SHIPPED_REUSE
-from pixelperfect_loss.train.__main__ import WORKERS as SHIPPED_WORKERS
+from pixelperfect_loss.train.__main__ import default_workers
 from pixelperfect_loss.train.predictor import map_loss
 
 
-def measure(images: list[torch.Tensor], size: int, batch: int, repeats: int) -> dict[str, float]:
-    clean = RandomCrops(images, size=size).batch(0, batch)
+def measure(images: list[torch.Tensor], size: int, batch: int, repeats: int,
+            device: str = "cpu") -> dict[str, float]:
+    clean = RandomCrops(images, size=size).batch(0, batch).to(device)
     g = torch.Generator().manual_seed(0)
     ref, img, labels = make_triplets(clean, g)
     target = F.avg_pool2d(labels, 4)
-    net = DistortionPredictor()
+    net = DistortionPredictor().to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
     def train_step() -> None:
@@ -68,7 +71,7 @@ REUSE = SHIPPED_REUSE if SHIPPED_REUSE > 1 else 4  # the --reuse setting compare
 
 
 def overlapped_step(images: list[torch.Tensor], batch: int, crop: int, workers: int, reuse: int = 1,
-                    steps: int = OVERLAP_STEPS) -> float:
+                    steps: int = OVERLAP_STEPS, device: str = "cpu") -> float:
     """Seconds per step of the real training loop, timed from the 6th to the last step."""
     import tempfile
     import time
@@ -88,7 +91,7 @@ def overlapped_step(images: list[torch.Tensor], batch: int, crop: int, workers: 
     try:
         with tempfile.TemporaryDirectory() as out:
             tp.train_predictor(images, out, steps=steps + 6, batch=batch, crop=crop, workers=workers,
-                               reuse=reuse, log_every=1, ckpt_every=10**9, progress=False)
+                               reuse=reuse, log_every=1, ckpt_every=10**9, progress=False, device=device)
     finally:
         tp.LossLog.write = real_write
         torch.set_num_threads(threads)
@@ -103,7 +106,7 @@ def _kornia_saturation_hsv(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def _kornia_chroma_noise(x: torch.Tensor, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     ycc = kornia.color.rgb_to_ycbcr(x)
-    nz = kornia.filters.gaussian_blur2d(torch.randn(x[:, :2].shape, generator=g), (5, 5), (0.7, 0.7)) / 0.4
+    nz = kornia.filters.gaussian_blur2d(torch.randn(x[:, :2].shape, generator=g).to(x.device), (5, 5), (0.7, 0.7)) / 0.4
     ycc = torch.cat([ycc[:, :1], ycc[:, 1:] + 0.15 * t.view(-1, 1, 1, 1) * nz], 1)
     return kornia.color.ycbcr_to_rgb(ycc).clamp(0, 1)
 
@@ -112,20 +115,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 4, size 64, 1 run, print only")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: untouched)")
+    parser.add_argument("--device", default="cpu", help="where the engine and the training step run (cpu, cuda)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="engine worker processes of the worker variants of the loop (default: the training "
+                             "command's default on --device, at least 1)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes, batch, repeats = ((64,), 4, 1) if args.quick else ((128, 256), 16, 9)
     images = embedded_images()
 
-    shipped = " (the shipped recipe)"
+    dev = args.device
+    inline = default_workers(torch.device(dev)) == 0  # the recipe makes the engine's batches in its own process
+    shipped = " (the shipped recipe)" if inline else ""
     fresh_note, reuse_note = (shipped, "") if SHIPPED_REUSE == 1 else ("", shipped)
-    lines = [f"Batch {batch}, median of {repeats} after 1 warm-up.", "",
-             f"| size | make_triplets s | triplets/s | train step s | engine share, fresh batch every step{fresh_note} "
+    lines = [f"Device: {dev}{f' ({torch.cuda.get_device_name(dev)})' if dev.startswith('cuda') else ''}. "
+             f"Batch {batch}, median of {repeats} after 1 warm-up.", "",
+             f"| size | make_triplets s | triplets/s | train step s | engine share, in the training process, fresh batch every step{fresh_note} "
              f"| engine share with `--reuse {REUSE}`{reuse_note} |",
              "|---:|---:|---:|---:|---:|---:|"]
     for size in sizes:
-        r = measure(images, size, batch, repeats)
+        r = measure(images, size, batch, repeats, dev)
         share = r["engine"] / (r["engine"] + r["step"])
         reused = r["engine"] / REUSE / (r["engine"] / REUSE + r["step"])
         lines.append(f"| {size} | {r['engine']:.4f} | {batch / r['engine']:.1f} | "
@@ -136,24 +146,27 @@ def main(argv: list[str] | None = None) -> None:
                   f"batch {batch}, {3 if args.quick else OVERLAP_STEPS} steps after start-up); overhead = 1 - (train step alone) / "
                   "(wall time per step), which also counts the loop's own work (gradient clipping, logging):", "",
               "| engine batches | engine runs in | s per step | overhead in wall time |", "|---|---|---:|---:|"]
-    net_step = measure(images, crop, batch, repeats)["step"] if not args.quick else r["step"]
-    variants = ((1, 0), (REUSE, 1)) if args.quick else ((1, 0), (1, 1), (REUSE, 0), (REUSE, 1))
+    net_step = measure(images, crop, batch, repeats, dev)["step"] if not args.quick else r["step"]
+    shipped_workers = default_workers(torch.device(dev))
+    nw = args.workers or max(1, shipped_workers)
+    variants = ((1, 0), (REUSE, nw)) if args.quick else ((1, 0), (1, nw), (REUSE, 0), (REUSE, nw))
     for reuse, workers in variants:
-        per_step = overlapped_step(images, batch, crop, workers, reuse, 3 if args.quick else OVERLAP_STEPS)
-        recipe = " (the training recipe)" if (reuse, workers) == (SHIPPED_REUSE, SHIPPED_WORKERS) else ""
+        per_step = overlapped_step(images, batch, crop, workers, reuse, 3 if args.quick else OVERLAP_STEPS, dev)
+        recipe = " (the training recipe)" if (reuse, workers) == (SHIPPED_REUSE, shipped_workers) else ""
         lines.append(f"| {'fresh every step' if reuse == 1 else f'each seen {reuse}x'} | "
-                     f"{'main process' if workers == 0 else '1 worker process'}{recipe} | {per_step:.4f} | "
+                     f"{'main process' if workers == 0 else f'{workers} worker process' + 'es' * (workers > 1)}{recipe} | "
+                     f"{per_step:.4f} | "
                      f"{max(0.0, 1 - net_step / per_step):.0%} |")
 
     size, k = sizes[0], 4
-    clean = RandomCrops(images, size=size).batch(0, batch)
+    clean = RandomCrops(images, size=size).batch(0, batch).to(dev)
     g = torch.Generator().manual_seed(0)
-    q = torch.linspace(5, 95, batch)
+    q = torch.linspace(5, 95, batch, device=dev)
     ours = time_call(lambda: jpeg_codec(clean, q), repeats)
     peer = time_call(lambda: kornia.enhance.jpeg_codec_differentiable(clean, q), repeats)
     lines += ["", f"JPEG operator at size {size}, batch {batch}: the engine's codec {ours:.4f} s, kornia's "
                   f"differentiable codec (the engine's previous one) {peer:.4f} s: **{peer / ours:.1f}x** ours."]
-    t = torch.linspace(-1, 1, batch)
+    t = torch.linspace(-1, 1, batch, device=dev)
     hsv_ours = time_call(lambda: saturation_hsv(clean, t), repeats)
     hsv_peer = time_call(lambda: _kornia_saturation_hsv(clean, t), repeats)
     cn_ours = time_call(lambda: chroma_noise(clean, t.abs(), torch.Generator().manual_seed(0)), repeats)
@@ -169,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     if not args.quick:
-        write_section("engine_speed", table,
+        name = "engine_speed" if dev == "cpu" else f"engine_speed_{torch.device(dev).type}"  # one section per kind
+        write_section(name, table,
                       " ".join(["python -m benchmarks.engine_speed", *(argv or [])]))
 
 

@@ -12,7 +12,7 @@ import torch.distributed as dist
 def test_torchrun_two_cpu_ranks_hold_identical_weights(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
            "-m", "pixelperfect_loss.train", "predictor", "--steps", "3", "--batch", "2", "--crop", "32",
-           "--ckpt-every", "2", "--out", str(tmp_path), "--no-progress", "--threads", "1"]
+           "--ckpt-every", "2", "--out", str(tmp_path), "--no-progress", "--threads", "1", "--device", "cpu"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "predictor-log.jsonl").read_text().splitlines()]

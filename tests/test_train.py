@@ -68,7 +68,7 @@ def test_bare_command_defaults_train_on_embedded_images_and_write_loadable_weigh
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False, reuse=2)
+    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False, reuse=2, device="cpu")  # bit-exact on the CPU
     full = train_predictor(None, tmp_path / "a", **kw)
     train_predictor(None, tmp_path / "b", stop_after=3, **kw)
     assert torch.load(tmp_path / "b" / "predictor.ckpt", weights_only=True)["step"] == 3
@@ -92,7 +92,7 @@ def test_bad_arguments(capsys):
 
 
 def test_background_workers_give_the_same_training(tmp_path):
-    kw = dict(steps=3, batch=2, crop=32, progress=False)
+    kw = dict(steps=3, batch=2, crop=32, progress=False, device="cpu")
     a = train_predictor(None, tmp_path / "a", workers=0, **kw)
     b = train_predictor(None, tmp_path / "b", workers=2, **kw)
     for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
@@ -108,7 +108,7 @@ def test_killed_training_resumes_without_losing_finished_steps(tmp_path):
     import time
 
     args = ["--steps", "40", "--batch", "2", "--crop", "32", "--ckpt-every", "2", "--no-progress",
-            "--threads", "1", "--workers", "0"]
+            "--threads", "1", "--workers", "0", "--device", "cpu"]
     run = [sys.executable, "-m", "pixelperfect_loss.train", "predictor"]
     proc = subprocess.Popen(run + args + ["--out", str(tmp_path / "killed")])
     ckpt = tmp_path / "killed" / "predictor.ckpt"
@@ -135,3 +135,65 @@ def test_distributed_ranks_draw_different_samples():
     r1 = _Triplets(data, 2, 0, rank=1, world=2)(5)
     assert not torch.equal(r0[0], r1[0]) and not torch.equal(r0[2], r1[2])
     assert all(torch.equal(a, b) for a, b in zip(r0, _Triplets(data, 2, 0, rank=0, world=2)(5)))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_training_device_defaults_and_errors(monkeypatch):
+    from pixelperfect_loss.train.common import training_device
+
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training_device().type == want
+    assert training_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
+        training_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            training_device("cuda")
+    assert main(["--device", "quantum", "--steps", "1"]) == 2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_on_a_device_writes_weights_that_load_on_the_cpu(device, tmp_path):
+    kw = dict(steps=4, batch=2, crop=32, ckpt_every=2, progress=False, device=device)
+    net = train_predictor(None, tmp_path / "a", **kw)
+    assert next(net.parameters()).device.type == device
+    loaded = load_predictor(tmp_path / "a")  # CPU tensors, strictly loaded
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v.cpu()), k
+    from pixelperfect_loss.train.scorer import train_scorer
+
+    scorer = train_scorer(None, tmp_path / "a", predictor_path=tmp_path / "a", steps=3, batch=2, k=3, crop=32,
+                          progress=False, device=device)
+    assert next(scorer.parameters()).device.type == device
+    from pixelperfect_loss.metric import PixelPerfect
+
+    x = torch.rand(1, 3, 32, 32)
+    assert PixelPerfect(tmp_path / "a").score(x, x).item() == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_training_sees_the_cpu_data_and_resumes(tmp_path):
+    data = RandomCrops(None, size=32)
+    cpu = _Triplets(data, 2, 0, 0, 1)(5)
+    gpu = _Triplets(data, 2, 0, 0, 1, device="cuda")(5)
+    for a, b in zip(cpu, gpu):
+        assert b.device.type == "cuda"
+        assert torch.allclose(a, b.cpu(), atol=1e-4)  # the same triplets: random draws stay on the CPU
+    kw = dict(steps=6, batch=2, crop=32, ckpt_every=2, progress=False, device="cuda")
+    full = train_predictor(None, tmp_path / "a", **kw)
+    train_predictor(None, tmp_path / "b", stop_after=3, **kw)
+    resumed = train_predictor(None, tmp_path / "b", resume=True, **kw)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-4), k  # GPU kernels need not be bit-exact between runs
+
+
+def test_engine_workers_default_by_device():
+    import os
+
+    from pixelperfect_loss.train.__main__ import WORKERS, default_workers
+
+    assert default_workers(torch.device("cpu")) == WORKERS == 0
+    assert default_workers(torch.device("cuda", 0)) == max(1, min(6, (os.cpu_count() or 2) // 2))
+    assert main(["--workers", "-1", "--steps", "1"]) == 2

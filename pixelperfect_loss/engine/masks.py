@@ -33,19 +33,20 @@ def _squash(m: Tensor) -> Tensor:
 
 
 def _render(field: Callable[..., Tensor], n: int, h: int, w: int, generator: torch.Generator | None,
-            keep: Tensor | None) -> Tensor:
-    """Render ``field`` (an unsquashed smooth map) at reduced size, upsample it to (h, w), squash it."""
+            keep: Tensor | None, device: torch.device | str | None = None) -> Tensor:
+    """Render ``field`` (an unsquashed smooth map) at reduced size on ``device`` (its random draws
+    come from ``generator`` on the CPU), upsample it to (h, w), squash it."""
     f = max(1, min(4, min(h, w) // 32))
-    m = field(n, -(-h // f), -(-w // f), generator, _keep(keep, n))
+    m = field(n, -(-h // f), -(-w // f), generator, _keep(keep, n), torch.device(device or "cpu"))
     if f > 1:
         m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
     return _squash(m)
 
 
-def _coords(n: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+def _coords(n: int, h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor]:
     s = max(h, w)
-    yy = (torch.arange(h, dtype=torch.float32) + 0.5 - h / 2) / s
-    xx = (torch.arange(w, dtype=torch.float32) + 0.5 - w / 2) / s
+    yy = (torch.arange(h, dtype=torch.float32, device=device) + 0.5 - h / 2) / s
+    xx = (torch.arange(w, dtype=torch.float32, device=device) + 0.5 - w / 2) / s
     return yy.view(1, 1, h, 1).expand(n, 1, h, w), xx.view(1, 1, 1, w).expand(n, 1, h, w)
 
 
@@ -54,7 +55,7 @@ def _keep(keep: Tensor | None, n: int) -> Tensor:
 
 
 def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
-                keep: Tensor | None = None) -> Tensor:
+                keep: Tensor | None = None, device: torch.device | str | None = None) -> Tensor:
     """Smooth random fields: coarse uniform noise upsampled bicubically, then a soft threshold.
 
     Example:
@@ -62,36 +63,36 @@ def field_masks(n: int, h: int, w: int, generator: torch.Generator | None = None
         >>> m.shape, bool(m.min() >= 0), bool(m.max() <= 1)
         (torch.Size([2, 1, 32, 48]), True, True)
     """
-    return _render(_field, n, h, w, generator, keep)
+    return _render(_field, n, h, w, generator, keep, device)
 
 
-def _field(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
+def _field(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor, device: torch.device) -> Tensor:
     cells = 2 + int(_rand((1,), generator).item() * 5)
-    coarse = _rand((n, 1, cells, cells), generator)[keep].float()
+    coarse = _rand((n, 1, cells, cells), generator)[keep].float().to(device)
     f = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
-    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)[keep].float()
-    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)[keep].float()
+    thr = 0.25 + 0.5 * _rand((n, 1, 1, 1), generator)[keep].float().to(device)
+    sharp = 3.0 + 12.0 * _rand((n, 1, 1, 1), generator)[keep].float().to(device)
     return torch.sigmoid((f - thr) * sharp)
 
 
 def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
-               keep: Tensor | None = None) -> Tensor:
+               keep: Tensor | None = None, device: torch.device | str | None = None) -> Tensor:
     """One to three soft ellipses at random places, sizes and orientations.
 
     Example:
         >>> blob_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    return _render(_blobs, n, h, w, generator, keep)
+    return _render(_blobs, n, h, w, generator, keep, device)
 
 
-def _blobs(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
+def _blobs(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor, device: torch.device) -> Tensor:
     k = int(keep.sum())
-    yy, xx = _coords(k, h, w)
-    out = torch.zeros(k, 1, h, w)
-    count = 1 + (_rand((n, 1, 1, 1), generator)[keep] * 3).floor()
+    yy, xx = _coords(k, h, w, device)
+    out = torch.zeros(k, 1, h, w, device=device)
+    count = (1 + (_rand((n, 1, 1, 1), generator)[keep] * 3).floor()).to(device)
     for i in range(3):
-        p = _rand((6, n, 1, 1, 1), generator)[:, keep].float()
+        p = _rand((6, n, 1, 1, 1), generator)[:, keep].float().to(device)
         cy, cx = (p[0] - 0.5) * h / max(h, w), (p[1] - 0.5) * w / max(h, w)
         ay, ax = 0.1 + 0.35 * p[2], 0.1 + 0.35 * p[3]
         th = p[4] * math.pi
@@ -105,19 +106,19 @@ def _blobs(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tens
 
 
 def plane_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
-                keep: Tensor | None = None) -> Tensor:
+                keep: Tensor | None = None, device: torch.device | str | None = None) -> Tensor:
     """Soft half-planes (a ramp across the image) and soft bands, at random angles.
 
     Example:
         >>> plane_masks(1, 32, 32, torch.Generator().manual_seed(0)).shape
         torch.Size([1, 1, 32, 32])
     """
-    return _render(_planes, n, h, w, generator, keep)
+    return _render(_planes, n, h, w, generator, keep, device)
 
 
-def _planes(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor) -> Tensor:
-    yy, xx = _coords(int(keep.sum()), h, w)
-    p = _rand((5, n, 1, 1, 1), generator)[:, keep].float()
+def _planes(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor, device: torch.device) -> Tensor:
+    yy, xx = _coords(int(keep.sum()), h, w, device)
+    p = _rand((5, n, 1, 1, 1), generator)[:, keep].float().to(device)
     th = p[0] * 2 * math.pi
     d = xx * torch.cos(th) + yy * torch.sin(th) - (p[1] - 0.5) * 0.6
     sharp = 4.0 + 30.0 * p[2]
@@ -143,11 +144,12 @@ def random_masks(n: int, h: int, w: int, generator: torch.Generator | None = Non
     keep = _keep(keep, n).cpu()
     cum = torch.tensor(_PROBS, dtype=torch.float64).cumsum(0)
     family = torch.searchsorted(cum[:-1], _rand((n,), generator), right=True)
-    out = torch.zeros(n, 1, h, w)
-    out.index_fill_(0, (keep & (family == 0)).nonzero().flatten(), 1.0)  # index_*_: faster than out[mask] = ...
+    dev = torch.device(device or "cpu")
+    out = torch.zeros(n, 1, h, w, device=dev)  # rendered where they are used (random draws: CPU)
+    out.index_fill_(0, (keep & (family == 0)).nonzero().flatten().to(dev), 1.0)  # index_*_: faster than out[mask] = ...
     for i, make in enumerate((field_masks, blob_masks, plane_masks), start=1):
         idx = (family == i).nonzero().flatten()
         if len(idx):
             kept = keep[idx]
-            out.index_copy_(0, idx[kept], make(len(idx), h, w, generator, keep=kept))
-    return out.to(device=device, dtype=dtype)
+            out.index_copy_(0, idx[kept].to(dev), make(len(idx), h, w, generator, keep=kept, device=dev))
+    return out.to(dtype=dtype)

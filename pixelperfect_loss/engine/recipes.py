@@ -108,8 +108,9 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
                 v = (u_var[:, i] * k).floor().long().clamp(max=k - 1)
                 variant[:, i] = torch.where(s == sg, v, variant[:, i])
     strength = torch.where(chosen, min_strength + (1 - min_strength) * u_t, 0.0)
-    masks = random_masks(n * c, h, w, generator, keep=chosen.flatten()).view(n, c, h, w)  # one call: cheaper
-    return Recipe(strength.to(dtype), sign, variant, masks.to(device=device, dtype=dtype))
+    masks = random_masks(n * c, h, w, generator, keep=chosen.flatten(), device=device,
+                         dtype=dtype).view(n, c, h, w)  # one call: cheaper
+    return Recipe(strength.to(dtype), sign, variant, masks)
 
 
 def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,

@@ -19,16 +19,45 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed() -> bool:
-    """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on GPU); True if distributed."""
+def init_distributed(device: str | torch.device | None = None) -> bool:
+    """Join the process group when launched by ``torchrun``: nccl when this rank trains on a GPU
+    (see :func:`training_device`), gloo on the CPU; True if distributed."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
         return False
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend)
+        dev = training_device(device)
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return True
+
+
+def training_device(device: str | torch.device | None = None) -> torch.device:
+    """Where training runs: ``device`` if given, else the GPU of this process (``cuda:LOCAL_RANK``
+    under torchrun) when CUDA is available, else the CPU.
+
+    Example:
+        >>> training_device("cpu")
+        device(type='cpu')
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} was asked for, but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {device!r} does not exist ({torch.cuda.device_count()} GPU(s) here)")
+    elif dev.type != "cpu":
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
 
 
 def finish_distributed() -> None:

@@ -23,7 +23,8 @@ from ..data import RandomCrops
 from ..engine import make_triplets
 from ..nets import DistortionPredictor
 from ..weights import save_weights
-from .common import LossLog, atomic_save, cosine_lr, parameter_checksums, rank_and_world, step_generator, stream
+from .common import (LossLog, atomic_save, cosine_lr, parameter_checksums, rank_and_world, step_generator, stream,
+                     training_device)
 from .common import resume as resume_from
 
 
@@ -51,15 +52,17 @@ class _Triplets:
     JPEG block grid on the grid), at 1/r of the engine's cost per step.
     """
 
-    def __init__(self, data: RandomCrops, batch: int, seed: int, rank: int, world: int, reuse: int = 1) -> None:
+    def __init__(self, data: RandomCrops, batch: int, seed: int, rank: int, world: int, reuse: int = 1,
+                 device: torch.device | str = "cpu") -> None:
         self.data, self.batch, self.seed, self.rank, self.world = data, batch, seed, rank, world
-        self.reuse = reuse
+        self.reuse, self.device = reuse, device
         self._cache: tuple[int, tuple[Tensor, ...]] | None = None
 
     def __call__(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         base, k = divmod(step, self.reuse)
         if self._cache is None or self._cache[0] != base:
-            clean = self.data.batch((base * self.world + self.rank) * self.batch, self.batch)
+            clean = self.data.batch((base * self.world + self.rank) * self.batch, self.batch).to(self.device)
+            # the random draws stay on the CPU generator: the same data on every device
             self._cache = (base, tuple(make_triplets(clean, step_generator(self.seed, base, self.rank))))
         return tuple(dihedral(t, k) for t in self._cache[1])
 
@@ -97,7 +100,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
-                    reuse: int = 1) -> DistortionPredictor:
+                    reuse: int = 1, device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -107,29 +110,35 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     checkpoint to resume from. ``workers`` > 0 makes the engine's triplets in that many background
     processes, overlapped with training (same data as ``workers=0``). ``reuse`` > 1 shows each
     engine batch ``reuse`` times (1 to 8), rotated and reflected (see :class:`_Triplets`).
+    ``device`` (default: the GPU when there is one, see :func:`training_device`) runs the network
+    and, with ``workers=0``, the engine too; the data are the same on every device (up to float
+    rounding), being drawn from the same CPU generators.
     """
     if not 1 <= reuse <= 8:
         raise ValueError(f"reuse: expected 1 to 8 (the dihedral transforms of a square), got {reuse}")
     rank, world = rank_and_world()
+    dev = training_device(device)
     out = Path(out)
     torch.manual_seed(seed)
-    net = DistortionPredictor(width=width)
+    net = DistortionPredictor(width=width).to(dev)  # initial weights drawn on the CPU: the same on every device
     model: torch.nn.Module = net
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net)
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     ckpt_path = out / "predictor.ckpt"
     start = resume_from(ckpt_path, net, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
-                                  world=world, reuse=reuse,
+                                  world=world, reuse=reuse, device=dev.type,
                                   images=str(images) if images is not None else "embedded")
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="predictor", disable=not progress or rank != 0)
-    batches = stream(_Triplets(data, batch, seed, rank, world, reuse), start, steps, workers)
+    engine_device = dev if workers == 0 else torch.device("cpu")  # worker processes stay off the GPU
+    batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, steps, workers)
     t0 = time.time()
     model.train()
-    for step, (ref, img, labels) in zip(bar, batches):
+    for step, triplet in zip(bar, batches):
+        ref, img, labels = (t.to(dev, non_blocking=True) for t in triplet)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr)
         pred = model(ref, img, lowres=True)

@@ -21,7 +21,7 @@ from ..engine import make_ranked_sets
 from ..functional import run_predictor
 from ..nets import RelationalScorer, scorer_features
 from ..weights import load_predictor, save_weights
-from .common import LossLog, atomic_save, cosine_lr, step_generator
+from .common import LossLog, atomic_save, cosine_lr, step_generator, training_device
 from .common import resume as resume_from
 
 
@@ -43,22 +43,25 @@ def ranknet_loss(scores: Tensor) -> Tensor:
 def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, predictor_path: str | Path | None = None,
                  steps: int = 600, batch: int = 8, k: int = 4, crop: int = 128, lr: float = 1e-2, seed: int = 0,
                  ckpt_every: int = 250, log_every: int = 25, resume: bool = False, progress: bool = True,
-                 p_other: float = 0.3) -> RelationalScorer:
-    """Train a :class:`RelationalScorer` and write ``out/scorer.safetensors``."""
+                 p_other: float = 0.3, device: str | torch.device | None = None) -> RelationalScorer:
+    """Train a :class:`RelationalScorer` and write ``out/scorer.safetensors``; ``device`` as for
+    :func:`~pixelperfect_loss.train.predictor.train_predictor` (default: the GPU when there is one)."""
     out = Path(out)
-    predictor = load_predictor(predictor_path)
+    dev = training_device(device)
+    predictor = load_predictor(predictor_path).to(dev)
     torch.manual_seed(seed)
-    scorer = RelationalScorer()
+    scorer = RelationalScorer().to(dev)
     opt = torch.optim.Adam(scorer.parameters(), lr=lr)
     ckpt_path = out / "scorer.ckpt"
     start = resume_from(ckpt_path, scorer, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed + 1)
     log = LossLog(out / "scorer-log.jsonl")
     config: dict[str, Any] = dict(steps=steps, batch=batch, k=k, crop=crop, lr=lr, seed=seed, p_other=p_other,
+                                  device=dev.type,
                                   images=str(images) if images is not None else "embedded")
     t0 = time.time()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="scorer", disable=not progress):
-        sets = make_ranked_sets(data.batch(step * batch, batch), k, step_generator(seed, step), p_other=p_other)
+        sets = make_ranked_sets(data.batch(step * batch, batch).to(dev), k, step_generator(seed, step), p_other=p_other)
         with torch.no_grad():
             ref = sets.reference.repeat_interleave(k, 0)
             img = sets.images.flatten(0, 1)
