@@ -9,6 +9,7 @@ engine samples and only rank 0 writes checkpoints and weights.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -24,12 +25,11 @@ WORKERS = 0  # on the CPU the engine runs in the training process: measured fast
 
 def default_workers(device: torch.device) -> int:
     """Engine worker processes by default: none on the CPU (:data:`WORKERS`); on a GPU, where the
-    engine's many small operations would leave the GPU waiting, up to 6 (half the cores), which took a
-    step of the shipped recipe from 41 to 23 ms on an H100 with 16 cores."""
+    engine's many small operations would leave the GPU waiting, up to 6 (half the cores): a step of the
+    shipped recipe took 20 ms with 6 workers against 43 ms without, on an H100 with 16 cores
+    (``python -m benchmarks.engine_speed --device cuda``)."""
     if device.type == "cpu":
         return WORKERS
-    import os
-
     return max(1, min(6, (os.cpu_count() or 2) // 2))
 
 
@@ -100,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     elif args.workers > 0 and device.type == "cpu":  # leave the workers their cores
-        import os
-
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
     recipe = "quick" if args.quick else "full"
     init_distributed(args.device)

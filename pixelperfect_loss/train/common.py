@@ -41,9 +41,9 @@ def training_device(device: str | torch.device | None = None) -> torch.device:
         device(type='cpu')
     """
     if device is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
