@@ -112,6 +112,36 @@ def crosstalk(net, clean: torch.Tensor) -> tuple[str, dict]:
     return "\n".join(rows), {"max_crosstalk": worst}
 
 
+def crosstalk_by_operator(net, clean: torch.Tensor) -> str:
+    """Each operator alone, whole image, strength uniform in [0.3, 1]: its largest off-channel
+    response relative to its own channel's, and how consistent that response's sign is (mean signed
+    map over mean |map| per image, averaged: +-1 when it always goes one way). Shows which operators'
+    side effects the cross-talk entries come from."""
+    n, _, h, w = clean.shape
+    g = torch.Generator().manual_seed(SEED + 2)
+    rows = ["| channel, sign | operator | own channel mean \|map\| | largest other channel (of own) | its sign "
+            "consistency |", "|---|---|---|---|---|"]
+    for (name, sg), fns in OPERATORS.items():
+        i = INDEX[name]
+        for v, fn in enumerate(fns):
+            strength = torch.zeros(n, 8)
+            strength[:, i] = 0.3 + 0.7 * torch.rand(n, generator=g)
+            sign = torch.zeros(n, 8, dtype=torch.long)
+            sign[:, i] = sg
+            variant = torch.zeros(n, 8, dtype=torch.long)
+            variant[:, i] = v
+            img = apply_recipe(clean, Recipe(strength, sign, variant, torch.ones(n, 8, h, w)), g)
+            maps = predict(net, clean, img).double()
+            mag = maps.abs().mean((0, 2, 3))
+            rel = mag / mag[i]
+            rel[i] = -1
+            j = int(rel.argmax())
+            per_image = maps[:, j].mean((1, 2)) / maps[:, j].abs().mean((1, 2)).clamp_min(1e-12)
+            rows.append(f"| {name} {'+' if sg > 0 else '-'} | {fn.__name__} | {mag[i]:.3f} | {CHANNELS[j]} "
+                        f"{rel[j]:.2f} | {per_image.mean():+.2f} |")
+    return "\n".join(rows)
+
+
 # ----------------------------------------------------------------------------- independent distortions
 def _pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
@@ -254,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = centre_crops(args.data, 8 if args.quick else None)
     t1, m1 = engine_metrics(net, clean, 1 if args.quick else args.repeats)
     t2, m2 = crosstalk(net, clean)
+    t2b = crosstalk_by_operator(net, clean)
     t3, m3 = independent(net, clean)
     targets = (f"Targets: sign accuracy >= 95% (got {100 * m1['sign_accuracy']:.1f}%), right channel in >= 90% of "
                f"independent cases (got {100 * m3['independent_right']:.1f}%), cross-talk < 0.1 of the diagonal "
@@ -261,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     md = (f"Evaluation images: `{args.data}` ({len(clean)} centre crops of {CROP}x{CROP}), weights: "
           f"`{args.weights or 'packaged'}`.\n\n{targets}\n\n### Engine triplets (seed {SEED}, {args.repeats} per image)\n\n"
           f"{t1}\n\n### Cross-talk (row: channel applied alone; entries relative to the diagonal, "
-          f"absolute mean |map| in brackets)\n\n{t2}\n\n### Independent implementations\n\n{t3}\n")
+          f"absolute mean |map| in brackets)\n\n{t2}\n\n### Cross-talk by operator (each operator alone; where the "
+          f"entries above come from)\n\n{t2b}\n\n### Independent implementations\n\n{t3}\n")
     print(md)
     if not args.quick:
         cmd = "python -m benchmarks.predictor_accuracy --data ../shared/data/cbsd68" + (
