@@ -119,7 +119,7 @@ def crosstalk_by_operator(net, clean: torch.Tensor) -> str:
     side effects the cross-talk entries come from."""
     n, _, h, w = clean.shape
     g = torch.Generator().manual_seed(SEED + 2)
-    rows = ["| channel, sign | operator | own channel mean \|map\| | largest other channel (of own) | its sign "
+    rows = ["| channel, sign | operator | own channel mean \\|map\\| | largest other channel (of own) | its sign "
             "consistency |", "|---|---|---|---|---|"]
     for (name, sg), fns in OPERATORS.items():
         i = INDEX[name]
