@@ -73,13 +73,20 @@ def nlmeans_denoised(sigma: float, seed: int):
     return lambda im: _pil(cv2.fastNlMeansDenoisingColored(_np(noisy(im)), None, h, h, 7, 21))
 
 
-def jpeg(quality: int):
-    def f(im: Image.Image) -> Image.Image:
-        ok, buf = cv2.imencode(".jpg", _np(im)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise RuntimeError("OpenCV could not encode a JPEG")
-        return _pil(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
-    return f
+def _encoded(ext: str, flag: int, name: str):
+    """A function of the quality that round-trips images through OpenCV's ``ext`` encoder."""
+    def at(quality: int):
+        def f(im: Image.Image) -> Image.Image:
+            ok, buf = cv2.imencode(ext, _np(im)[..., ::-1], [flag, quality])
+            if not ok:
+                raise RuntimeError(f"OpenCV could not encode a {name}")
+            return _pil(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
+        return f
+    return at
+
+
+jpeg = _encoded(".jpg", cv2.IMWRITE_JPEG_QUALITY, "JPEG")
+webp = _encoded(".webp", cv2.IMWRITE_WEBP_QUALITY, "WebP")
 
 
 def scale_offset(alpha: float, beta: float):
@@ -103,13 +110,4 @@ def lab_shift(a: float = 0.0, b: float = 0.0):
         lab[..., 1] += a
         lab[..., 2] += b
         return _pil(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
-    return f
-
-
-def webp(quality: int):
-    def f(im: Image.Image) -> Image.Image:
-        ok, buf = cv2.imencode(".webp", _np(im)[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
-        if not ok:
-            raise RuntimeError("OpenCV could not encode a WebP")
-        return _pil(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
     return f
