@@ -57,9 +57,10 @@ def write_section(name: str, markdown: str, command: str) -> None:
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs (with a
     CUDA synchronisation around each run when CUDA is in use, so that GPU work is counted)."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else (lambda: None)
     for _ in range(warmup):
         fn()
+    # decided after the warm-up, which may be what starts CUDA
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else (lambda: None)
     times = []
     for _ in range(repeats):
         sync()
