@@ -7,13 +7,13 @@ your own. Inputs are checked (:mod:`pixelperfect_loss._checks`) before any convo
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ._checks import MIN_SIZE, check_pair
-from .channels import CHANNELS, channel_indices
+from .channels import CHANNELS, INDEX, channel_indices
 
 DIRECTIONS = ("both", "more", "less")
 REDUCTIONS = ("mean", "sum", "none")
@@ -54,7 +54,9 @@ def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool
         raise ValueError(f"net is on {p.device} but the images are on {reference.device}; "
                          f"move one of them (e.g. loss_fn.to({str(reference.device)!r}))")
     h, w = reference.shape[-2:]
-    out = net(reference.to(p.dtype), image.to(p.dtype), lowres=lowres)
+    # contiguous: two equal images in different memory layouts (e.g. channels_last) must run the
+    # same floating-point operations, or P(a, a) == 0 would hold only to rounding
+    out = net(reference.to(p.dtype).contiguous(), image.to(p.dtype).contiguous(), lowres=lowres)
     if lowres:
         out = out[..., :-(-h // 4), :-(-w // 4)]
     return out.to(reference.dtype) if cast else out
@@ -82,14 +84,33 @@ def distortion_maps(reference: Tensor, image: Tensor, net: nn.Module | None = No
     return run_predictor(net, ref, img)
 
 
-def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[float] | Tensor | None,
+def check_loss_options(channels: Sequence[str] | str | None,
+                       weights: Sequence[float] | Mapping[str, float] | Tensor | None,
                        direction: str, reduction: str, guard: float = 0.0) -> Tensor:
     """Validate the loss options and return the (8,) per-channel weight vector (0 = ignored).
+
+    ``weights`` is one value per selected channel, in the order of ``channels``, or a mapping from
+    channel name to weight: with ``channels=None`` its keys select the channels; otherwise every key
+    must be a selected channel and the selected channels it leaves out weigh 1.
 
     Example:
         >>> check_loss_options(["blur"], None, "more", "mean")[:2].tolist()
         [1.0, 0.0]
+        >>> check_loss_options(None, {"noise": 2.0, "blur": 0.5}, "both", "mean")[:3].tolist()
+        [0.5, 2.0, 0.0]
     """
+    if isinstance(weights, Mapping):
+        keys = list(weights)
+        if channels is None:
+            channels = keys
+            if not keys:
+                raise ValueError("weights: expected at least one channel name in the mapping, got an empty mapping")
+        idx = channel_indices(channels)
+        extra = [k for k in keys if not isinstance(k, str) or k not in CHANNELS or INDEX[k] not in idx]
+        if extra:
+            raise ValueError(f"weights: keys must be selected channel names ({', '.join(CHANNELS[i] for i in idx)}), "
+                             f"got {extra[0]!r}")
+        weights = [weights.get(CHANNELS[i], 1.0) for i in idx]
     idx = channel_indices(channels)
     if isinstance(guard, bool) or not isinstance(guard, (int, float)):
         raise TypeError(f"guard: expected a non-negative float, got {type(guard).__name__}")
@@ -101,7 +122,13 @@ def check_loss_options(channels: Sequence[str] | str | None, weights: Sequence[f
         raise ValueError(f"reduction: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     w = torch.ones(len(idx), dtype=torch.float64)
     if weights is not None:
-        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        if isinstance(weights, str) or (isinstance(weights, Tensor) and weights.dtype == torch.bool):
+            raise TypeError(f"weights: expected numbers or a mapping from channel name to number, got {weights!r}")
+        try:
+            w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"weights: expected numbers or a mapping from channel name to number, "
+                            f"got {type(weights).__name__}: {weights!r}") from None
         if w.numel() != len(idx):
             raise ValueError(f"weights: expected {len(idx)} values (one per selected channel), got {w.numel()}")
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
@@ -153,7 +180,7 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
 
 
 def pixelperfect_loss(output: Tensor, target: Tensor, channels: Sequence[str] | str | None = None,
-                      weights: Sequence[float] | Tensor | None = None, direction: str = "both",
+                      weights: Sequence[float] | Mapping[str, float] | Tensor | None = None, direction: str = "both",
                       reduction: str = "mean", net: nn.Module | None = None, *, guard: float = GUARD,
                       check_range: bool = True) -> Tensor:
     """The PixelPerfect loss of ``output`` against the reference ``target``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -17,7 +17,9 @@ class PixelPerfectLoss(nn.Module):
 
     Args:
         channels: channel names to penalise (see :data:`~pixelperfect_loss.CHANNELS`); all by default.
-        weights: one non-negative weight per selected channel; 1 each by default.
+        weights: one non-negative weight per selected channel (1 each by default), or a mapping
+            from channel name to weight, e.g. ``{"blur": 1.0, "noise": 0.5}``, whose keys select
+            the channels when ``channels`` is None.
         direction: ``"both"`` penalises |map|, ``"more"`` only positive maps (e.g. blur but not
             sharpening, added noise but not removed noise), ``"less"`` only negative ones.
         reduction: ``"mean"`` | ``"sum"`` over the batch, or ``"none"`` for one value per sample.
@@ -48,7 +50,8 @@ class PixelPerfectLoss(nn.Module):
         True
     """
 
-    def __init__(self, channels: Sequence[str] | str | None = None, weights: Sequence[float] | Tensor | None = None,
+    def __init__(self, channels: Sequence[str] | str | None = None,
+                 weights: Sequence[float] | Mapping[str, float] | Tensor | None = None,
                  direction: str = "both", reduction: str = "mean", *, guard: float = GUARD,
                  weights_path: str | Path | None = None, check_range: bool = True) -> None:
         super().__init__()

@@ -52,6 +52,17 @@ def test_reductions_channels_and_weights(photos):
     b = PixelPerfectLoss(channels="blur", reduction="none", guard=0)(noisy, photos)
     n = PixelPerfectLoss(channels="noise", reduction="none", guard=0)(noisy, photos)
     torch.testing.assert_close(w, 2 * b + 3 * n)
+    d = PixelPerfectLoss(weights={"noise": 3.0, "blur": 2.0}, reduction="none", guard=0)
+    assert d.channels == ["blur", "noise"]
+    torch.testing.assert_close(d(noisy, photos), w)
+    partial = PixelPerfectLoss(channels=["blur", "noise"], weights={"noise": 3.0}, reduction="none", guard=0)
+    torch.testing.assert_close(partial(noisy, photos), b + 3 * n)  # blur keeps weight 1
+
+
+def test_zero_for_equal_images_in_different_memory_layouts(loss_fn, photos):
+    channels_last = photos.to(memory_format=torch.channels_last)
+    assert loss_fn(channels_last, photos).item() == 0.0
+    assert loss_fn.maps(photos, channels_last).abs().max().item() == 0.0
 
 
 @pytest.mark.parametrize("direction", ["both", "more", "less"])
@@ -130,12 +141,22 @@ def test_gradcheck_float64_small():
     (dict(reduction="max"), "reduction"),
     (dict(channels=["blur"], weights=[1.0, 2.0]), "weights"),
     (dict(weights=[-1.0] * 8), "non-negative"),
+    (dict(weights={"blurr": 1.0}), "unknown channel 'blurr'"),
+    (dict(channels=["blur"], weights={"noise": 1.0}), "weights: keys must be selected channel names \\(blur\\), got 'noise'"),
+    (dict(weights={}), "empty mapping"),
+    (dict(weights={"blur": -2.0}), "non-negative"),
     (dict(guard=-0.1), "guard: expected a finite non-negative"),
     (dict(guard=float("nan")), "guard: expected a finite non-negative"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PixelPerfectLoss(**kwargs)
+
+
+@pytest.mark.parametrize("weights", ["1.0", [1.0, "a"] + [1.0] * 6, torch.ones(8, dtype=torch.bool), [object()] * 8])
+def test_weights_must_be_numbers(weights):
+    with pytest.raises(TypeError, match="weights: expected numbers or a mapping"):
+        PixelPerfectLoss(weights=weights)
 
 
 @pytest.mark.parametrize("guard", ["0.1", True, None, [0.1]])

@@ -19,6 +19,8 @@ def pp():
 def test_score_identical_is_exactly_zero(pp, photos):
     s = pp.score(photos, photos)
     assert s.shape == (4,) and torch.equal(s, torch.zeros(4))
+    # also when the two copies differ only in memory layout
+    assert torch.equal(pp.score(photos.to(memory_format=torch.channels_last), photos), torch.zeros(4))
 
 
 def test_score_negative_for_distorted_images(pp, photos):
