@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from . import __version__
 from .channels import CHANNELS
 from .data import image_paths, read_image
 
@@ -205,6 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pixelperfect", description="Reference-based, per-channel image quality.")
     p.add_argument("--weights", default=None, help="folder with predictor.safetensors and scorer.safetensors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("score", help="score images against a reference, best first")
     s.add_argument("files", nargs="*", help="REF IMG [IMG ...]")

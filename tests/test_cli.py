@@ -85,3 +85,12 @@ def test_errors_are_one_line_on_stderr(files, tmp_path, capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err
+
+
+def test_version_matches_the_installed_distribution(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pixelperfect {version('pixelperfect-loss')}"
