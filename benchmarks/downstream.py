@@ -127,13 +127,14 @@ def verdict(report: dict, labels: dict) -> tuple[list[str], list[str]]:
             what = "not applicable: L1 leaves no blur by the independent measure (HF ratio >= 1)"
         elif sharper:
             what = ("**supported**: at least 5% more fine detail than L1 and closer to the ground truth's, "
-                    + ("at a small PSNR cost" if cost <= 0.5 else "but at a PSNR cost above 0.5 dB"))
+                    + ("with no PSNR cost" if cost <= 0 else "at a small PSNR cost" if cost <= 0.5
+                       else "but at a PSNR cost above 0.5 dB"))
         elif m["blur"] < base["blur"] - 0.005:
             what = "**not supported**: the blur map fell but the independent HF ratio did not rise by 5%"
         else:
             what = "**not supported**: no sharper output"
         lines.append(f"- {task}, {labels[variant]} vs L1 (all {sum(res['l1'][f]['images'] for f in folders)} "
-                     f"images): PSNR cost {cost:+.2f} dB, HF ratio {base['hf_ratio']:.3f} -> {m['hf_ratio']:.3f}, "
+                     f"images): PSNR {-cost:+.2f} dB, HF ratio {base['hf_ratio']:.3f} -> {m['hf_ratio']:.3f}, "
                      f"blur map {base['blur']:+.3f} -> {m['blur']:+.3f}, noise map {base['noise']:+.3f} -> "
                      f"{m['noise']:+.3f}: {what}.")
     return rows, lines

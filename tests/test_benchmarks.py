@@ -58,3 +58,19 @@ def test_scorer_table_separates_at_least_from_within_tolerance():
     md, strict, ok, n = table(results, ["tie", "close", "far"])
     assert (strict, ok, n) == (1, 2, 3)
     assert f"| within {TOL} |" in md and "| ✗ |" in md
+
+
+def test_downstream_verdict_words_a_psnr_gain_and_a_gamed_loss():
+    from benchmarks.downstream import verdict
+
+    def result(psnr, hf):
+        row = dict(psnr=psnr, ssim=0.8, blur=0.0, noise=0.0, other=0.0, hf_ratio=hf, images=1)
+        return {"a": row}
+
+    report = {"task": "denoise", "folders": ["a"],
+              "results": {"input": result(20.0, 2.0), "l1": result(27.0, 0.4), "gain": result(27.2, 0.6),
+                          "drop": result(25.5, 0.6)}}
+    _, lines = verdict(report, {"gain": "gain", "drop": "drop"})
+    gain, drop = lines
+    assert "PSNR +0.20 dB" in gain and "**supported**" in gain and "with no PSNR cost" in gain
+    assert "PSNR -1.50 dB" in drop and "**gamed**" in drop
