@@ -72,6 +72,25 @@ def test_one_runaway_region_cannot_blow_up_the_whole_map():
     assert torch.isfinite(outs[1]).all() and torch.equal(outs[0], outs[1])
 
 
+def test_a_feature_past_the_bound_still_learns_in_training_mode():
+    """In training the bound is off, so a unit that ran past it still gets a gradient (a clamp would
+    give it none, and such units stayed dead for the rest of a run); eval mode keeps the bound."""
+    a, b = torch.rand(2, 1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = DistortionPredictor()
+    with torch.no_grad():
+        net.fuse16[-1][0].bias[0] = 1e3
+    grads = {}
+    for mode in (True, False):
+        net.train(mode)
+        net.zero_grad()
+        out = net(a, b)
+        assert torch.equal(out, -net(b, a))  # exactly anti-symmetric in both modes
+        out.abs().mean().backward()
+        grads[mode] = net.fuse16[-1][0].bias.grad[0].item()
+    assert grads[True] != 0.0 and grads[False] == 0.0
+
+
 def test_any_size_above_minimum_and_minimum_error():
     x = torch.rand(1, 3, 16, 19)
     assert distortion_maps(x, x.flip(-1)).shape == (1, 8, 16, 19)

@@ -27,9 +27,12 @@ from .features import N_FIXED, fixed_features
 
 #: Smallest accepted height and width; inputs are padded internally to a multiple of 16.
 MIN_SIZE = 16
-#: Bound on the 1/16 pair features before their global mean is taken. The trained networks stay
-#: below about 7 on engine triplets (v1: 5.5, v3: 6.8); without a bound, one out-of-distribution region (measured:
-#: 3,240 on a noisy, compressed, contrast-changed reference) reached every pixel through the mean.
+#: Bound on the 1/16 pair features before their global mean is taken, in eval mode. The trained
+#: networks stay below about 7 on engine triplets (v1: 5.5, v3: 6.8); without a bound, one
+#: out-of-distribution region (measured: 3,240 on a noisy, compressed, contrast-changed reference)
+#: reached every pixel through the mean. Not applied in training mode: there a clamp hid a unit's
+#: excursion past the bound from the loss (zero gradient), so it grew unchecked and the unit stayed
+#: dead; runs that met a loss spike near step 2,000 ended with up to 43 of 64 units stuck beyond it.
 H16_BOUND = 20.0
 
 
@@ -109,7 +112,9 @@ class DistortionPredictor(nn.Module):
         return [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]
 
     def _g(self, s: list[Tensor], d: list[Tensor]) -> Tensor:
-        h16 = self.fuse16(torch.cat([s[2], d[2]], dim=1)).clamp(-H16_BOUND, H16_BOUND)
+        h16 = self.fuse16(torch.cat([s[2], d[2]], dim=1))
+        if not self.training:
+            h16 = h16.clamp(-H16_BOUND, H16_BOUND)
         h16 = h16 + self.context(h16.mean(dim=(-2, -1)))[..., None, None]
         h8 = self.in8(torch.cat([s[1], d[1]], dim=1))
         return self.fuse8(torch.cat([F.interpolate(h16, scale_factor=2.0, mode="nearest"), h8], dim=1))
