@@ -28,6 +28,7 @@ from pixelperfect_loss.data import image_paths, read_image
 from pixelperfect_loss.engine import make_triplets
 from pixelperfect_loss.engine.recipes import OPERATORS, Recipe, apply_recipe
 from pixelperfect_loss.functional import distortion_maps
+from pixelperfect_loss.nets.predictor import H16_BOUND
 from pixelperfect_loss.weights import load_predictor
 
 from . import opencv_cases as cv
@@ -59,6 +60,15 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     hit = torch.zeros(8, dtype=torch.float64)
     strong = torch.zeros(8, dtype=torch.float64)
     peaks = []
+    h16_max, h16_past = 0.0, torch.zeros(0)  # the 1/16 pair features, before the eval-mode bound
+
+    def watch(module, inputs, out) -> None:
+        nonlocal h16_max, h16_past
+        h16_max = max(h16_max, out.abs().max().item())
+        past = (out.abs() > H16_BOUND).double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
+        h16_past = past if not len(h16_past) else torch.maximum(h16_past, past)
+
+    hook = net.fuse16.register_forward_hook(watch)
     for _ in range(repeats):
         ref, img, lab = make_triplets(clean, g)
         pred = predict(net, ref, img)
@@ -75,7 +85,11 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
         rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {int(strong[c])} |")
     total = hit.sum() / strong.sum()
     rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {int(strong.sum())} |")
+    hook.remove()
     peak = torch.cat(peaks)
+    rows.append(f"\n1/16 pair features (before the eval-mode bound of {H16_BOUND:g}): largest |value| {h16_max:.1f}; "
+                f"units past the bound on more than half of the cells in some batch: {int((h16_past > 0.5).sum())} of "
+                f"{len(h16_past)} (dead units, stuck past the bound; a healthy network has none).")
     rows.append(f"\nLargest |map| value per triplet (labels lie in [-1, 1]): median {peak.median():.2f}, "
                 f"max {peak.max():.2f}; {int((peak > 2).sum())} of {len(peak)} triplets exceed 2.")
     return "\n".join(rows), {"sign_accuracy": float(total)}
