@@ -74,8 +74,9 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
     Per channel, the mean error on its labelled cells plus on its unlabelled cells (``pixel``),
     and the error of each map's image mean (``image``). ``cross`` is logged as a diagnostic of
     cross-talk: per channel, the mean |map| on its unlabelled cells where another channel is
-    labelled. Weighting it into the loss (``cross_weight`` 1) was tried and made the maps much
-    worse (saturation's response collapsed; see weights/README.md), so its default weight is 0.
+    labelled. Its default weight is 0: the one run with ``cross_weight`` 1 made the maps much worse,
+    but it had lost units to a training instability since fixed (weights/README.md, "Dead units"),
+    so the term is untested.
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
