@@ -99,19 +99,17 @@ def check_loss_options(channels: Sequence[str] | str | None,
         >>> check_loss_options(None, {"noise": 2.0, "blur": 0.5}, "both", "mean")[:3].tolist()
         [0.5, 2.0, 0.0]
     """
+    if isinstance(weights, Mapping) and channels is None:  # the mapping's keys pick the channels
+        if not weights:
+            raise ValueError("weights: expected at least one channel name in the mapping, got an empty mapping")
+        channels = list(weights)
+    idx = channel_indices(channels)
     if isinstance(weights, Mapping):
-        keys = list(weights)
-        if channels is None:
-            channels = keys
-            if not keys:
-                raise ValueError("weights: expected at least one channel name in the mapping, got an empty mapping")
-        idx = channel_indices(channels)
-        extra = [k for k in keys if not isinstance(k, str) or k not in CHANNELS or INDEX[k] not in idx]
+        extra = [k for k in weights if not isinstance(k, str) or k not in CHANNELS or INDEX[k] not in idx]
         if extra:
             raise ValueError(f"weights: keys must be selected channel names ({', '.join(CHANNELS[i] for i in idx)}), "
                              f"got {extra[0]!r}")
         weights = [weights.get(CHANNELS[i], 1.0) for i in idx]
-    idx = channel_indices(channels)
     if isinstance(guard, bool) or not isinstance(guard, (int, float)):
         raise TypeError(f"guard: expected a non-negative float, got {type(guard).__name__}")
     if not math.isfinite(guard) or guard < 0:
