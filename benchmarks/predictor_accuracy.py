@@ -53,6 +53,48 @@ def predict(net, ref: torch.Tensor, img: torch.Tensor, batch: int = 8) -> torch.
         return torch.cat([distortion_maps(ref[i:i + batch], img[i:i + batch], net) for i in range(0, len(ref), batch)])
 
 
+class UnitWatch:
+    """Forward hooks that find dead units of the predictor's convolutional layers.
+
+    Two ways a unit dies in training, both leaving it without gradient for good: a 1/16 pair
+    feature pushed past the eval-mode bound (:data:`H16_BOUND`; the bound once applied in training
+    too, weights/README.md "Dead units"), and a SiLU driven so far negative that its output is 0
+    on every cell (``silent``: |value| < 1e-3 everywhere, where SiLU's slope is below 1e-3 too).
+    """
+
+    SILENT = 1e-3
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.h16_max, self.h16_past = 0.0, torch.zeros(0)
+        self.peak: dict[str, torch.Tensor] = {}
+        self.hooks = [net.fuse16.register_forward_hook(self._h16)]
+        for name, m in net.named_modules():
+            if isinstance(m, torch.nn.SiLU):
+                self.hooks.append(m.register_forward_hook(lambda _m, _i, out, name=name: self._silu(name, out)))
+
+    def _h16(self, module, inputs, out: torch.Tensor) -> None:
+        self.h16_max = max(self.h16_max, out.abs().max().item())
+        past = (out.abs() > H16_BOUND).double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
+        self.h16_past = past if not len(self.h16_past) else torch.maximum(self.h16_past, past)
+
+    def _silu(self, name: str, out: torch.Tensor) -> None:
+        peak = out.detach().abs().amax((0, 2, 3))
+        self.peak[name] = torch.maximum(self.peak[name], peak) if name in self.peak else peak
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
+
+    def summary(self) -> str:
+        silent = {name: int((p < self.SILENT).sum()) for name, p in self.peak.items()}
+        total = sum(len(p) for p in self.peak.values())
+        where = ", ".join(f"{n} {k} of {len(self.peak[n])}" for n, k in silent.items() if k) or "none"
+        return (f"Dead units (a healthy network has none). 1/16 pair features (before the eval-mode bound of "
+                f"{H16_BOUND:g}): largest |value| {self.h16_max:.1f}; units past the bound on more than half of the "
+                f"cells in some batch: {int((self.h16_past > 0.5).sum())} of {len(self.h16_past)}. Silent SiLU units "
+                f"(|value| < {self.SILENT:g} on every cell): {sum(silent.values())} of {total} ({where}).")
+
+
 def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     g = torch.Generator().manual_seed(SEED)
     abs_err = torch.zeros(8, dtype=torch.float64)
@@ -60,15 +102,7 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     hit = torch.zeros(8, dtype=torch.float64)
     strong = torch.zeros(8, dtype=torch.float64)
     peaks = []
-    h16_max, h16_past = 0.0, torch.zeros(0)  # the 1/16 pair features, before the eval-mode bound
-
-    def watch(module, inputs, out) -> None:
-        nonlocal h16_max, h16_past
-        h16_max = max(h16_max, out.abs().max().item())
-        past = (out.abs() > H16_BOUND).double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
-        h16_past = past if not len(h16_past) else torch.maximum(h16_past, past)
-
-    hook = net.fuse16.register_forward_hook(watch)
+    watch = UnitWatch(net)
     for _ in range(repeats):
         ref, img, lab = make_triplets(clean, g)
         pred = predict(net, ref, img)
@@ -85,11 +119,9 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
         rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {int(strong[c])} |")
     total = hit.sum() / strong.sum()
     rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {int(strong.sum())} |")
-    hook.remove()
+    watch.remove()
     peak = torch.cat(peaks)
-    rows.append(f"\n1/16 pair features (before the eval-mode bound of {H16_BOUND:g}): largest |value| {h16_max:.1f}; "
-                f"units past the bound on more than half of the cells in some batch: {int((h16_past > 0.5).sum())} of "
-                f"{len(h16_past)} (dead units, stuck past the bound; a healthy network has none).")
+    rows.append("\n" + watch.summary())
     rows.append(f"\nLargest |map| value per triplet (labels lie in [-1, 1]): median {peak.median():.2f}, "
                 f"max {peak.max():.2f}; {int((peak > 2).sum())} of {len(peak)} triplets exceed 2.")
     return "\n".join(rows), {"sign_accuracy": float(total)}

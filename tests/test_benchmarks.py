@@ -74,3 +74,31 @@ def test_downstream_verdict_words_a_psnr_gain_and_a_gamed_loss():
     gain, drop = lines
     assert "PSNR +0.20 dB" in gain and "**supported**" in gain and "with no PSNR cost" in gain
     assert "PSNR -1.50 dB" in drop and "**gamed**" in drop
+
+
+def test_unit_watch_finds_silent_and_runaway_units():
+    import torch
+
+    from benchmarks.predictor_accuracy import UnitWatch
+    from pixelperfect_loss.nets import DistortionPredictor
+
+    torch.manual_seed(0)
+    net = DistortionPredictor().eval()
+    a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    watch = UnitWatch(net)
+    with torch.no_grad():
+        net(a, b)
+    healthy = watch.summary()
+    watch.remove()
+    assert "Silent SiLU units (|value| < 0.001 on every cell): 0 of" in healthy
+    assert "past the bound on more than half of the cells in some batch: 0 of 64" in healthy
+    with torch.no_grad():
+        net.fuse8[1][0].bias[:3] = -1e4  # three units of fuse8's last layer far on SiLU's flat side
+        net.fuse16[1][0].bias[:5] = 1e3  # five 1/16 pair features far past the bound
+    watch = UnitWatch(net)
+    with torch.no_grad():
+        net(a, b)
+    broken = watch.summary()
+    watch.remove()
+    assert "past the bound on more than half of the cells in some batch: 5 of 64" in broken
+    assert "fuse8.1.1 3 of 16" in broken
