@@ -35,6 +35,31 @@ def test_map_loss_cross_term_counts_only_responses_under_another_channel():
     assert map_loss(talk, labels)[0] == pytest.approx(map_loss(stray, labels)[0].item())
 
 
+def test_tuning_phase_weighs_the_cross_term_at_its_own_learning_rate(tmp_path):
+    train_predictor(None, tmp_path, steps=3, tune_steps=3, tune_lr=1e-4, cross_weight=3.0, batch=2, crop=32,
+                    log_every=1, progress=False, device="cpu")
+    log = [json.loads(line) for line in (tmp_path / "predictor-log.jsonl").read_text().splitlines()]
+    rows = [r for r in log if "loss" in r]
+    assert [r["step"] for r in rows] == list(range(6)) and log[-1]["step"] == 6
+    for r in rows:
+        weight = 3.0 if r["step"] >= 3 else 0.0  # the cross term counts in the second phase only
+        assert r["loss"] == pytest.approx(r["pixel"] + weight * r["cross"] + r["image"], rel=1e-5)
+    from pixelperfect_loss.train.common import cosine_lr
+
+    # the second phase restarts its warm-up towards its own, lower peak
+    assert [r["lr"] for r in rows] == pytest.approx([cosine_lr(s, 3, 2e-3) for s in range(3)] +
+                                                    [cosine_lr(s, 3, 1e-4) for s in range(3)])
+    assert load_predictor(tmp_path / "predictor.safetensors")  # written after both phases
+    with pytest.raises(ValueError, match="tune_steps"):
+        train_predictor(None, tmp_path, steps=1, tune_steps=-1, progress=False)
+
+
+def test_tuning_phase_defaults_to_a_quarter_of_the_first():
+    from pixelperfect_loss.train.__main__ import tune_steps
+
+    assert tune_steps(16000, None) == 4000 and tune_steps(3, None) == 0 and tune_steps(3, 7) == 7
+
+
 def test_dihedral_gives_eight_distinct_exact_transforms():
     x = torch.rand(1, 2, 5, 5)
     outs = [dihedral(x, k) for k in range(8)]
@@ -87,6 +112,8 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
 def test_bad_arguments(capsys):
     assert main(["--crop", "40", "--steps", "1"]) == 2
     assert "--crop" in capsys.readouterr().err
+    assert main(["--cross-weight", "-1", "--steps", "1"]) == 2
+    assert "--cross-weight must be >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["scorer-that-does-not-exist"])
 

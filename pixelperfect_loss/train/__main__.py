@@ -19,8 +19,19 @@ RECIPES = {
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
+#: second phase of the predictor's recipe: TUNE_FRACTION of the first phase's steps, with their own warm-up and
+#: cosine decay from TUNE_LR, and the cross-talk term of the map loss weighted CROSS_WEIGHT (weights/README.md,
+#: "Cross-talk tuning")
+TUNE_FRACTION = 0.25
+TUNE_LR = 2e-4
+CROSS_WEIGHT = 5.0
 REUSE = 1  # fresh engine batches: predictors trained with reuse 2 and 4 were worse (weights/README.md)
 WORKERS = 0  # on the CPU the engine runs in the training process: measured faster than in 1 worker process
+
+
+def tune_steps(steps: int, requested: int | None) -> int:
+    """Steps of the predictor's tuning phase: ``requested``, else :data:`TUNE_FRACTION` of ``steps``."""
+    return int(steps * TUNE_FRACTION) if requested is None else requested
 
 
 def default_workers(device: torch.device) -> int:
@@ -48,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictor", default=None,
                    help="predictor weights the scorer is trained on (default: --out/predictor.safetensors if "
                         "present, else the packaged weights)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the recipe)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the recipe; for the predictor, of the first phase: --tune-steps follow)")
     p.add_argument("--batch", type=int, default=None, help="images per step and per process")
     p.add_argument("--crop", type=int, default=None, help="crop size in pixels (a multiple of 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the predictor (AdamW, cosine decay)")
@@ -65,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"steps that see each engine batch of the predictor, rotated and reflected (1-8, default "
                         f"{REUSE}): the engine then costs 1/reuse of its time per step; the predictors trained with 2 "
                         "and 4 came out worse (see weights/README.md)")
+    p.add_argument("--tune-steps", type=int, default=None,
+                   help="steps of the predictor's second phase, after --steps: its own warm-up and cosine decay from "
+                        f"--tune-lr, with the cross-talk term in the loss (default: {TUNE_FRACTION:g} of the first phase's "
+                        "steps; 0 for none)")
+    p.add_argument("--tune-lr", type=float, default=TUNE_LR, help=f"peak learning rate of the second phase (default {TUNE_LR:g})")
+    p.add_argument("--cross-weight", type=float, default=CROSS_WEIGHT,
+                   help="weight, in the second phase, of the cross-talk term of the map loss: a channel's |map| where "
+                        f"only other channels are labelled (default {CROSS_WEIGHT:g})")
     p.add_argument("--device", default=None,
                    help="'cpu', 'cuda' or 'cuda:N' (default: the GPU when there is one, under torchrun each "
                         "rank's own, else the CPU); the training data are the same on every device")
@@ -84,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, name)
         if v is not None and v < 1:
             print(f"error: --{name} must be >= 1, got {v}", file=sys.stderr)
+            return 2
+    for name in ("tune_steps", "cross_weight"):
+        v = getattr(args, name)
+        if v is not None and v < 0:
+            print(f"error: --{name.replace('_', '-')} must be >= 0, got {v}", file=sys.stderr)
             return 2
     from .common import finish_distributed, init_distributed, rank_and_world, training_device
 
@@ -114,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         from .predictor import train_predictor
 
         train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
-                        reuse=args.reuse, **settings("predictor"), **common)
+                        reuse=args.reuse, tune_steps=tune_steps(settings("predictor")["steps"], args.tune_steps),
+                        tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
     if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
         from pathlib import Path
 

@@ -74,9 +74,8 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
     Per channel, the mean error on its labelled cells plus on its unlabelled cells (``pixel``),
     and the error of each map's image mean (``image``). ``cross`` is logged as a diagnostic of
     cross-talk: per channel, the mean |map| on its unlabelled cells where another channel is
-    labelled. Its default weight is 0: the one run with ``cross_weight`` 1 made the maps much worse,
-    but it had lost units to a training instability since fixed (weights/README.md, "Dead units"),
-    so the term is untested.
+    labelled. Its default weight is 0: the training recipe weighs it only in a second, tuning phase
+    (:func:`train_predictor`), because from the start of training it made units die.
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
@@ -101,7 +100,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
-                    reuse: int = 1, device: str | torch.device | None = None) -> DistortionPredictor:
+                    reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
+                    device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -114,7 +114,14 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     ``device`` (default: the GPU when there is one, see :func:`training_device`) runs the network
     and, with ``workers=0``, the engine too; the data are the same on every device (up to float
     rounding), being drawn from the same CPU generators.
+
+    ``tune_steps`` > 0 adds a second phase after ``steps``: a fresh warm-up and cosine decay from
+    ``tune_lr``, with the cross-talk term of :func:`map_loss` weighted by ``cross_weight`` (0 in the
+    first phase). Starting it from a trained network lets the term cut cross-talk; from the start of
+    training it made units die (weights/README.md, "Cross-talk tuning").
     """
+    if tune_steps < 0 or cross_weight < 0:
+        raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
     if not 1 <= reuse <= 8:
         raise ValueError(f"reuse: expected 1 to 8 (the dihedral transforms of a square), got {reuse}")
     rank, world = rank_and_world()
@@ -131,35 +138,37 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
-                                  world=world, reuse=reuse, device=dev.type,
+                                  world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr, cross_weight=cross_weight,
+                                  device=dev.type,
                                   images=str(images) if images is not None else "embedded")
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="predictor", disable=not progress or rank != 0)
+    total = steps + tune_steps
+    bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
     engine_device = dev if workers == 0 else torch.device("cpu")  # worker processes stay off the GPU
-    batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, steps, workers)
+    batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, total, workers)
     t0 = time.time()
     model.train()
     for step, triplet in zip(bar, batches):
         ref, img, labels = (t.to(dev, non_blocking=True) for t in triplet)
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
+            group["lr"] = cosine_lr(step, steps, lr) if step < steps else cosine_lr(step - steps, tune_steps, tune_lr)
         pred = model(ref, img, lowres=True)
-        loss, parts = map_loss(pred, F.avg_pool2d(labels, 4))
+        loss, parts = map_loss(pred, F.avg_pool2d(labels, 4), cross_weight=cross_weight if step >= steps else 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        if step % log_every == 0 or step == steps - 1:
+        if step % log_every == 0 or step == total - 1:
             log.write(step=step, loss=loss.item(), **parts, lr=opt.param_groups[0]["lr"],
                       seconds=round(time.time() - t0, 1))
             bar.set_postfix(loss=f"{loss.item():.4f}")
         interrupted = stop_after is not None and step + 1 >= stop_after
-        if rank == 0 and ((step + 1) % ckpt_every == 0 or step == steps - 1 or interrupted):
+        if rank == 0 and ((step + 1) % ckpt_every == 0 or step == total - 1 or interrupted):
             atomic_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step + 1,
                          "config": config}, ckpt_path)
         if interrupted:
             return net
     sums = parameter_checksums(net)  # every rank must end with the same weights
-    log.write(step=steps, rank_checksums=sums)
+    log.write(step=total, rank_checksums=sums)
     if len(set(sums)) != 1:
         raise RuntimeError(f"distributed ranks diverged: parameter sums {sums}")
     if rank == 0:
