@@ -24,7 +24,7 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v3"
+HUB_REVISION = "v4"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
@@ -38,6 +38,9 @@ KNOWN_SHA256: dict[str, str] = {
     # v3: both networks retrained by `python -m pixelperfect_loss.train all` with the v3 engine
     f"{HUB_REPO}@v3/predictor.safetensors": "26cbebf836d27e478b4f59fad585eb803a0fa658420fe5051d0bd1ee50c3795f",
     f"{HUB_REPO}@v3/scorer.safetensors": "c8231b00eba24abe46127ef26b5af7fe3e333e27f8aa0d577cb96dcf0ee08009",
+    # v4: the v3 predictor run continued through the tuning phase (cross-talk term), its scorer retrained
+    f"{HUB_REPO}@v4/predictor.safetensors": "3d541888d2911b598132b05f61695fa35f08b2f04c3b7f9753334612f8f271c0",
+    f"{HUB_REPO}@v4/scorer.safetensors": "7ee0afcdfbcdeaaa285833c4e9dc54a978165ca9c6ec7f72076d7504660e6cca",
 }
 
 
