@@ -53,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None,
                    help="folder of clean training photos (PNG/JPEG/TIFF); default: the embedded images")
     p.add_argument("--out", default="weights", help="output folder for weights, checkpoint and loss log")
+    quick = RECIPES["predictor"]["quick"][0]
     p.add_argument("--quick", action="store_true",
-                   help="short recipes for smoke tests (predictor {} steps, scorer {} steps; under 15 min on 2 CPU "
-                        "cores)".format(RECIPES["predictor"]["quick"][0], RECIPES["scorer"]["quick"][0]))
+                   help="short recipes for smoke tests (predictor {} + {} tuning steps, scorer {} steps; under 15 min "
+                        "on 2 CPU cores)".format(quick, tune_steps(quick, None), RECIPES["scorer"]["quick"][0]))
     p.add_argument("--predictor", default=None,
                    help="predictor weights the scorer is trained on (default: --out/predictor.safetensors if "
                         "present, else the packaged weights)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the recipe; for the predictor, of the first phase: --tune-steps follow)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (overrides the recipe; the predictor's first phase, --tune-steps follow)")
     p.add_argument("--batch", type=int, default=None, help="images per step and per process")
     p.add_argument("--crop", type=int, default=None, help="crop size in pixels (a multiple of 16)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the predictor (AdamW, cosine decay)")
@@ -78,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and 4 came out worse (see weights/README.md)")
     p.add_argument("--tune-steps", type=int, default=None,
                    help="steps of the predictor's second phase, after --steps: its own warm-up and cosine decay from "
-                        f"--tune-lr, with the cross-talk term in the loss (default: {TUNE_FRACTION:g} of the first phase's "
-                        "steps; 0 for none)")
-    p.add_argument("--tune-lr", type=float, default=TUNE_LR, help=f"peak learning rate of the second phase (default {TUNE_LR:g})")
+                        f"--tune-lr, with the cross-talk term in the loss (default: {TUNE_FRACTION:g} of the first "
+                        "phase's steps; 0 for none)")
+    p.add_argument("--tune-lr", type=float, default=TUNE_LR,
+                   help=f"peak learning rate of the second phase (default {TUNE_LR:g})")
     p.add_argument("--cross-weight", type=float, default=CROSS_WEIGHT,
                    help="weight, in the second phase, of the cross-talk term of the map loss: a channel's |map| where "
                         f"only other channels are labelled (default {CROSS_WEIGHT:g})")

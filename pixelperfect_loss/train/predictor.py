@@ -138,8 +138,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
-                                  world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr, cross_weight=cross_weight,
-                                  device=dev.type,
+                                  world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
+                                  cross_weight=cross_weight, device=dev.type,
                                   images=str(images) if images is not None else "embedded")
     total = steps + tune_steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
