@@ -54,10 +54,12 @@ def test_tuning_phase_weighs_the_cross_term_at_its_own_learning_rate(tmp_path):
         train_predictor(None, tmp_path, steps=1, tune_steps=-1, progress=False)
 
 
-def test_tuning_phase_defaults_to_a_quarter_of_the_first():
-    from pixelperfect_loss.train.__main__ import tune_steps
+def test_tuning_phase_belongs_to_the_full_recipe():
+    from pixelperfect_loss.train.__main__ import TUNE, tune_steps
 
-    assert tune_steps(16000, None) == 4000 and tune_steps(3, None) == 0 and tune_steps(3, 7) == 7
+    assert tune_steps("full", None, None) == TUNE["full"] > 0  # the shipped recipe ends with it
+    assert tune_steps("quick", None, None) == 0 and tune_steps("full", 40, None) == 0  # smoke runs and --steps: none
+    assert tune_steps("full", 40, 7) == 7
 
 
 def test_dihedral_gives_eight_distinct_exact_transforms():

@@ -19,19 +19,22 @@ RECIPES = {
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
     "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
 }
-#: second phase of the predictor's recipe: TUNE_FRACTION of the first phase's steps, with their own warm-up and
-#: cosine decay from TUNE_LR, and the cross-talk term of the map loss weighted CROSS_WEIGHT (weights/README.md,
-#: "Cross-talk tuning")
-TUNE_FRACTION = 0.25
+#: second phase of the predictor's recipe: steps with their own warm-up and cosine decay from TUNE_LR, and the
+#: cross-talk term of the map loss weighted CROSS_WEIGHT (weights/README.md, "Cross-talk tuning"). None in the quick
+#: recipe: after 3,000 steps the tone channels are still weak and the term crushed them (saturation 0.07 of 0.6)
+TUNE = {"full": 4000, "quick": 0}
 TUNE_LR = 2e-4
 CROSS_WEIGHT = 5.0
 REUSE = 1  # fresh engine batches: predictors trained with reuse 2 and 4 were worse (weights/README.md)
 WORKERS = 0  # on the CPU the engine runs in the training process: measured faster than in 1 worker process
 
 
-def tune_steps(steps: int, requested: int | None) -> int:
-    """Steps of the predictor's tuning phase: ``requested``, else :data:`TUNE_FRACTION` of ``steps``."""
-    return int(steps * TUNE_FRACTION) if requested is None else requested
+def tune_steps(recipe: str, steps: int | None, requested: int | None) -> int:
+    """Steps of the predictor's tuning phase: ``requested``; else the recipe's (:data:`TUNE`), or none when the
+    first phase's ``steps`` were set by hand."""
+    if requested is not None:
+        return requested
+    return TUNE[recipe] if steps is None else 0
 
 
 def default_workers(device: torch.device) -> int:
@@ -53,10 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None,
                    help="folder of clean training photos (PNG/JPEG/TIFF); default: the embedded images")
     p.add_argument("--out", default="weights", help="output folder for weights, checkpoint and loss log")
-    quick = RECIPES["predictor"]["quick"][0]
     p.add_argument("--quick", action="store_true",
-                   help="short recipes for smoke tests (predictor {} + {} tuning steps, scorer {} steps; under 15 min "
-                        "on 2 CPU cores)".format(quick, tune_steps(quick, None), RECIPES["scorer"]["quick"][0]))
+                   help="short recipes for smoke tests (predictor {} steps and no tuning phase, scorer {} steps; under "
+                        "15 min on 2 CPU cores)".format(RECIPES["predictor"]["quick"][0], RECIPES["scorer"]["quick"][0]))
     p.add_argument("--predictor", default=None,
                    help="predictor weights the scorer is trained on (default: --out/predictor.safetensors if "
                         "present, else the packaged weights)")
@@ -80,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and 4 came out worse (see weights/README.md)")
     p.add_argument("--tune-steps", type=int, default=None,
                    help="steps of the predictor's second phase, after --steps: its own warm-up and cosine decay from "
-                        f"--tune-lr, with the cross-talk term in the loss (default: {TUNE_FRACTION:g} of the first "
-                        "phase's steps; 0 for none)")
+                        f"--tune-lr, with the cross-talk term in the loss (default: {TUNE['full']} in the full recipe, "
+                        "none with --quick or with --steps)")
     p.add_argument("--tune-lr", type=float, default=TUNE_LR,
                    help=f"peak learning rate of the second phase (default {TUNE_LR:g})")
     p.add_argument("--cross-weight", type=float, default=CROSS_WEIGHT,
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         from .predictor import train_predictor
 
         train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
-                        reuse=args.reuse, tune_steps=tune_steps(settings("predictor")["steps"], args.tune_steps),
+                        reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
                         tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
     if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
         from pathlib import Path
