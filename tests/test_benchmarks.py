@@ -85,20 +85,20 @@ def test_unit_watch_finds_silent_and_runaway_units():
     torch.manual_seed(0)
     net = DistortionPredictor().eval()
     a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
-    watch = UnitWatch(net)
-    with torch.no_grad():
-        net(a, b)
-    healthy = watch.summary()
-    watch.remove()
+
+    def summary() -> str:
+        watch = UnitWatch(net)
+        with torch.no_grad():
+            net(a, b)
+        watch.remove()
+        return watch.summary()
+
+    healthy = summary()
     assert "Silent SiLU units (|value| < 0.001 on every cell): 0 of" in healthy
     assert "past the bound on more than half of the cells in some batch: 0 of 64" in healthy
     with torch.no_grad():
         net.fuse8[1][0].bias[:3] = -1e4  # three units of fuse8's last layer far on SiLU's flat side
         net.fuse16[1][0].bias[:5] = 1e3  # five 1/16 pair features far past the bound
-    watch = UnitWatch(net)
-    with torch.no_grad():
-        net(a, b)
-    broken = watch.summary()
-    watch.remove()
+    broken = summary()
     assert "past the bound on more than half of the cells in some batch: 5 of 64" in broken
     assert "fuse8.1.1 3 of 16" in broken
