@@ -30,6 +30,14 @@ def test_zero_intensity_is_identity(name, fn, dtype, photos):
     assert torch.equal(_run(fn, x, torch.zeros(len(x), dtype=dtype)), x)
 
 
+@pytest.mark.parametrize("name,fn", ALL_OPS, ids=[n for n, _ in ALL_OPS])
+def test_zero_intensity_is_identity_within_a_mixed_batch(name, fn, photos):
+    t = torch.tensor([0.0, 0.7, 0.0, 0.4])
+    y = _run(fn, photos, t)
+    zero = t == 0
+    assert torch.equal(y[zero], photos[zero]) and (y[~zero] - photos[~zero]).abs().amax() > 1e-3
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
 def test_full_intensity_finite_in_range_and_dtype(channel, sign, fn, dtype, photos):

@@ -166,8 +166,9 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
     distorted = apply_recipe(clean, recipe, generator)
     swap = _rand((n,), generator) < p_swap
     labels = recipe.labels(torch.where(swap, -1.0, 1.0)[:, None], in_place=True)  # negated where swapped
-    swap = swap.to(clean.device).view(n, 1, 1, 1)
-    return Triplets(torch.where(swap, distorted, clean), torch.where(swap, clean, distorted), labels)
+    idx = swap.nonzero().flatten().to(clean.device)  # exchange the swapped samples: cheaper than two full torch.where
+    reference = clean.index_copy(0, idx, distorted.index_select(0, idx))
+    return Triplets(reference, distorted.index_copy_(0, idx, clean.index_select(0, idx)), labels)
 
 
 def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = None, *,
