@@ -66,6 +66,7 @@ class UnitWatch:
 
     def __init__(self, net: torch.nn.Module) -> None:
         self.h16_max, self.h16_past = 0.0, torch.zeros(0)
+        self.h16_values, self.h16_over = 0, 0  # all 1/16 feature values seen, and those past the bound
         self.peak: dict[str, torch.Tensor] = {}
         self.hooks = [net.fuse16.register_forward_hook(self._h16)]
         for name, m in net.named_modules():
@@ -74,6 +75,8 @@ class UnitWatch:
 
     def _h16(self, module, inputs, out: torch.Tensor) -> None:
         self.h16_max = max(self.h16_max, out.abs().max().item())
+        self.h16_values += out.numel()
+        self.h16_over += int((out.abs() > H16_BOUND).sum())
         past = (out.abs() > H16_BOUND).double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
         self.h16_past = past if not len(self.h16_past) else torch.maximum(self.h16_past, past)
 
@@ -90,7 +93,8 @@ class UnitWatch:
         total = sum(len(p) for p in self.peak.values())
         where = ", ".join(f"{n} {k} of {len(self.peak[n])}" for n, k in silent.items() if k) or "none"
         return (f"Dead units (a healthy network has none). 1/16 pair features (before the eval-mode bound of "
-                f"{H16_BOUND:g}): largest |value| {self.h16_max:.1f}; units past the bound on more than half of the "
+                f"{H16_BOUND:g}): largest |value| {self.h16_max:.1f}, {self.h16_over} of {self.h16_values} values past "
+                f"it; units past the bound on more than half of the "
                 f"cells in some batch: {int((self.h16_past > 0.5).sum())} of {len(self.h16_past)}. Silent SiLU units "
                 f"(|value| < {self.SILENT:g} on every cell): {sum(silent.values())} of {total} ({where}).")
 

@@ -24,7 +24,7 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v4"
+HUB_REVISION = "v5"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
@@ -41,6 +41,9 @@ KNOWN_SHA256: dict[str, str] = {
     # v4: the v3 predictor run continued through the tuning phase (cross-talk term), its scorer retrained
     f"{HUB_REPO}@v4/predictor.safetensors": "3d541888d2911b598132b05f61695fa35f08b2f04c3b7f9753334612f8f271c0",
     f"{HUB_REPO}@v4/scorer.safetensors": "7ee0afcdfbcdeaaa285833c4e9dc54a978165ca9c6ec7f72076d7504660e6cca",
+    # v5: both networks retrained by the one command, first phase at peak learning rate 1e-3 (2e-3 lost units)
+    f"{HUB_REPO}@v5/predictor.safetensors": "6004dfa43219d133bccafd4a8376c374ac7ded931b4f3ea7df9bc5d6154d117e",
+    f"{HUB_REPO}@v5/scorer.safetensors": "ddd1effe01e8d501ecac85847e0fb0ac68d28860773efe11ede9a43367fd045e",
 }
 
 

@@ -96,9 +96,12 @@ def test_unit_watch_finds_silent_and_runaway_units():
     healthy = summary()
     assert "Silent SiLU units (|value| < 0.001 on every cell): 0 of" in healthy
     assert "past the bound on more than half of the cells in some batch: 0 of 64" in healthy
+    values = 2 * 64 * (64 // 16) ** 2 * 2  # batch 2, 64 features at 1/16, the pair head run in both orders
+    assert f", 0 of {values} values past it;" in healthy
     with torch.no_grad():
         net.fuse8[1][0].bias[:3] = -1e4  # three units of fuse8's last layer far on SiLU's flat side
         net.fuse16[1][0].bias[:5] = 1e3  # five 1/16 pair features far past the bound
     broken = summary()
     assert "past the bound on more than half of the cells in some batch: 5 of 64" in broken
+    assert f", {values * 5 // 64} of {values} values past it;" in broken
     assert "fuse8.1.1 3 of 16" in broken

@@ -36,7 +36,7 @@ def test_map_loss_cross_term_counts_only_responses_under_another_channel():
 
 
 def test_tuning_phase_weighs_the_cross_term_at_its_own_learning_rate(tmp_path):
-    train_predictor(None, tmp_path, steps=3, tune_steps=3, tune_lr=1e-4, cross_weight=3.0, batch=2, crop=32,
+    train_predictor(None, tmp_path, steps=3, lr=2e-3, tune_steps=3, tune_lr=1e-4, cross_weight=3.0, batch=2, crop=32,
                     log_every=1, progress=False, device="cpu")
     log = [json.loads(line) for line in (tmp_path / "predictor-log.jsonl").read_text().splitlines()]
     rows = [r for r in log if "loss" in r]
@@ -60,6 +60,15 @@ def test_tuning_phase_belongs_to_the_full_recipe():
     assert tune_steps("full", None, None) == TUNE["full"] > 0  # the shipped recipe ends with it
     assert tune_steps("quick", None, None) == 0 and tune_steps("full", 40, None) == 0  # smoke runs and --steps: none
     assert tune_steps("full", 40, 7) == 7
+
+
+def test_command_line_and_function_share_the_first_phase_learning_rate():
+    import inspect
+
+    from pixelperfect_loss.train.__main__ import LR, build_parser
+    from pixelperfect_loss.train.predictor import train_predictor
+
+    assert build_parser().parse_args([]).lr == LR == inspect.signature(train_predictor).parameters["lr"].default
 
 
 def test_dihedral_gives_eight_distinct_exact_transforms():

@@ -25,6 +25,9 @@ RECIPES = {
 TUNE = {"full": 4000, "quick": 0}
 TUNE_LR = 2e-4
 CROSS_WEIGHT = 5.0
+#: peak learning rate of the predictor's first phase. At 2e-3, 2 of 4 seeds had lost units (1/16 features past the
+#: bound, silent SiLU units) by step 1,500, among them the default seed; at 1e-3, 0 of 5 (weights/README.md, "Recipe")
+LR = 1e-3
 REUSE = 1  # fresh engine batches: predictors trained with reuse 2 and 4 were worse (weights/README.md)
 WORKERS = 0  # on the CPU the engine runs in the training process: measured faster than in 1 worker process
 
@@ -66,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training steps (overrides the recipe; the predictor's first phase, --tune-steps follow)")
     p.add_argument("--batch", type=int, default=None, help="images per step and per process")
     p.add_argument("--crop", type=int, default=None, help="crop size in pixels (a multiple of 16)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the predictor (AdamW, cosine decay)")
+    p.add_argument("--lr", type=float, default=LR,
+                   help=f"peak learning rate of the predictor's first phase (AdamW, cosine decay; default {LR:g})")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the initial weights")
     p.add_argument("--width", type=int, default=32, help="base channel width of the predictor")
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")

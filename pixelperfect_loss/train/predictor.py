@@ -97,7 +97,7 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
 
 
 def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *, steps: int = 10000,
-                    batch: int = 16, crop: int = 128, lr: float = 2e-3, seed: int = 0, width: int = 32,
+                    batch: int = 16, crop: int = 128, lr: float = 1e-3, seed: int = 0, width: int = 32,
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
                     reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
