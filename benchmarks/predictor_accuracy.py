@@ -75,9 +75,10 @@ class UnitWatch:
 
     def _h16(self, module, inputs, out: torch.Tensor) -> None:
         self.h16_max = max(self.h16_max, out.abs().max().item())
+        over = out.abs() > H16_BOUND
         self.h16_values += out.numel()
-        self.h16_over += int((out.abs() > H16_BOUND).sum())
-        past = (out.abs() > H16_BOUND).double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
+        self.h16_over += int(over.sum())
+        past = over.double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
         self.h16_past = past if not len(self.h16_past) else torch.maximum(self.h16_past, past)
 
     def _silu(self, name: str, out: torch.Tensor) -> None:

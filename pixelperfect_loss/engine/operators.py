@@ -58,8 +58,10 @@ def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
 
 def _identity_where_zero(x: Tensor, out: Tensor, t: Tensor) -> Tensor:
     """``out`` with the samples of strength 0 replaced by ``x`` exactly (filters leave a float error)."""
-    if t.device.type == "cpu" and not bool((t == 0).any()):  # training draws strengths >= 0.05: skip a full
-        return out                                             # pass (no sync to avoid on the CPU)
+    # Training draws strengths >= 0.05, so on the CPU (where the check costs no device sync) the
+    # full-size pass is skipped when no sample needs it.
+    if t.device.type == "cpu" and not bool((t == 0).any()):
+        return out
     return torch.where(_v(t) == 0, x, out)
 
 
