@@ -74,8 +74,9 @@ class UnitWatch:
                 self.hooks.append(m.register_forward_hook(lambda _m, _i, out, name=name: self._silu(name, out)))
 
     def _h16(self, module, inputs, out: torch.Tensor) -> None:
-        self.h16_max = max(self.h16_max, out.abs().max().item())
-        over = out.abs() > H16_BOUND
+        mag = out.abs()
+        self.h16_max = max(self.h16_max, mag.max().item())
+        over = mag > H16_BOUND
         self.h16_values += out.numel()
         self.h16_over += int(over.sum())
         past = over.double().sum((0, 2, 3)) / (out.shape[0] * out.shape[2] * out.shape[3])
