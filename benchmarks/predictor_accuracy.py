@@ -107,6 +107,8 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     count = 0
     hit = torch.zeros(8, dtype=torch.float64)
     strong = torch.zeros(8, dtype=torch.float64)
+    alone_hit, alone = torch.zeros(8, dtype=torch.float64), torch.zeros(8, dtype=torch.float64)
+    faint = torch.zeros(8, dtype=torch.float64)  # sign errors where |map| < 0.05
     peaks = []
     watch = UnitWatch(net)
     for _ in range(repeats):
@@ -116,15 +118,29 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
         abs_err += (pred - lab).abs().double().sum((0, 2, 3))
         count += lab[:, 0].numel()
         s = lab.abs() > 0.2
-        hit += ((torch.sign(pred) == torch.sign(lab)) & s).double().sum((0, 2, 3))
+        right = torch.sign(pred) == torch.sign(lab)
+        hit += (right & s).double().sum((0, 2, 3))
         strong += s.double().sum((0, 2, 3))
+        only = s & ((lab.abs() > 0.02).sum(1, keepdim=True) == 1)  # no other channel labelled at the cell
+        alone_hit += (right & only).double().sum((0, 2, 3))
+        alone += only.double().sum((0, 2, 3))
+        faint += (~right & s & (pred.abs() < 0.05)).double().sum((0, 2, 3))
     mae = abs_err / count
     acc = hit / strong.clamp_min(1)
-    rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | labelled pixels |", "|---|---|---|---|"]
+    with_hit, with_n = hit - alone_hit, strong - alone
+    rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | alone at the cell | with other channels | "
+            "errors with \\|map\\| < 0.05 | labelled pixels |", "|---|---|---|---|---|---|---|"]
+
+    def pct(a: torch.Tensor, b: torch.Tensor) -> str:
+        return f"{100 * a / b:.1f}%" if b > 0 else "-"
+
     for c, name in enumerate(CHANNELS):
-        rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {int(strong[c])} |")
+        rows.append(f"| {name} | {mae[c]:.4f} | {100 * acc[c]:.1f}% | {pct(alone_hit[c], alone[c])} | "
+                    f"{pct(with_hit[c], with_n[c])} | {pct(faint[c], strong[c] - hit[c])} | {int(strong[c])} |")
     total = hit.sum() / strong.sum()
-    rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {int(strong.sum())} |")
+    rows.append(f"| **all** | {mae.mean():.4f} | **{100 * total:.1f}%** | {pct(alone_hit.sum(), alone.sum())} | "
+                f"{pct(with_hit.sum(), with_n.sum())} | {pct(faint.sum(), strong.sum() - hit.sum())} | "
+                f"{int(strong.sum())} |")
     watch.remove()
     peak = torch.cat(peaks)
     rows.append("\n" + watch.summary())

@@ -105,3 +105,25 @@ def test_unit_watch_finds_silent_and_runaway_units():
     assert "past the bound on more than half of the cells in some batch: 5 of 64" in broken
     assert f", {values * 5 // 64} of {values} values past it;" in broken
     assert "fuse8.1.1 3 of 16" in broken
+
+
+def test_engine_metrics_splits_sign_errors_by_company_and_size(monkeypatch):
+    import torch
+
+    import benchmarks.predictor_accuracy as pa
+    from pixelperfect_loss.nets import DistortionPredictor
+
+    lab = torch.zeros(1, 8, 4, 4)
+    lab[:, 0] = 0.5                      # blur everywhere
+    lab[:, 1, :2] = 0.5                  # noise on the top half too
+    pred = lab.clone()
+    pred[:, 0, :2] = -0.5                # blur's sign wrong, with a large map, where noise is labelled too
+    pred[:, 1, 0] = -0.01                # noise's sign wrong on one row, with a faint map
+    monkeypatch.setattr(pa, "make_triplets", lambda clean, g: (clean, clean, lab))
+    monkeypatch.setattr(pa, "predict", lambda net, ref, img: pred)
+    text, metrics = pa.engine_metrics(DistortionPredictor(), torch.zeros(1, 3, 4, 4), 1)
+    row = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines() if line.startswith("| ")}
+    # columns: MAE, sign accuracy, alone at the cell, with other channels, errors with |map| < 0.05, labelled
+    assert row["blur"][1:5] == ["50.0%", "100.0%", "0.0%", "0.0%"]
+    assert row["noise"][1:5] == ["50.0%", "-", "50.0%", "100.0%"]
+    assert metrics["sign_accuracy"] == 0.5
