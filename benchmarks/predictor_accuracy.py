@@ -128,8 +128,8 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     mae = abs_err / count
     acc = hit / strong.clamp_min(1)
     with_hit, with_n = hit - alone_hit, strong - alone
-    rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | alone at the cell | with other channels | "
-            "errors with \\|map\\| < 0.05 | labelled pixels |", "|---|---|---|---|---|---|---|"]
+    rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | sign, channel alone at the cell | "
+            "sign, other channels there too | share of sign errors with \\|map\\| < 0.05 | labelled pixels |", "|---|---|---|---|---|---|---|"]
 
     def pct(a: torch.Tensor, b: torch.Tensor) -> str:
         return f"{100 * a / b:.1f}%" if b > 0 else "-"
