@@ -29,6 +29,7 @@ from pixelperfect_loss.engine import make_triplets
 from pixelperfect_loss.engine.recipes import OPERATORS, Recipe, apply_recipe
 from pixelperfect_loss.functional import distortion_maps
 from pixelperfect_loss.nets.predictor import H16_BOUND
+from pixelperfect_loss.train.predictor import LABELLED
 from pixelperfect_loss.weights import load_predictor
 
 from . import opencv_cases as cv
@@ -121,7 +122,7 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
         right = torch.sign(pred) == torch.sign(lab)
         hit += (right & s).double().sum((0, 2, 3))
         strong += s.double().sum((0, 2, 3))
-        only = s & ((lab.abs() > 0.02).sum(1, keepdim=True) == 1)  # no other channel labelled at the cell
+        only = s & ((lab.abs() > LABELLED).sum(1, keepdim=True) == 1)  # no other channel labelled at the cell
         alone_hit += (right & only).double().sum((0, 2, 3))
         alone += only.double().sum((0, 2, 3))
         faint += (~right & s & (pred.abs() < 0.05)).double().sum((0, 2, 3))
@@ -129,7 +130,8 @@ def engine_metrics(net, clean: torch.Tensor, repeats: int) -> tuple[str, dict]:
     acc = hit / strong.clamp_min(1)
     with_hit, with_n = hit - alone_hit, strong - alone
     rows = ["| channel | MAE | sign accuracy (|label| > 0.2) | sign, channel alone at the cell | "
-            "sign, other channels there too | share of sign errors with \\|map\\| < 0.05 | labelled pixels |", "|---|---|---|---|---|---|---|"]
+            "sign, other channels there too | share of sign errors with \\|map\\| < 0.05 | labelled pixels |",
+            "|---|---|---|---|---|---|---|"]
 
     def pct(a: torch.Tensor, b: torch.Tensor) -> str:
         return f"{100 * a / b:.1f}%" if b > 0 else "-"

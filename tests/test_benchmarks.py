@@ -123,7 +123,8 @@ def test_engine_metrics_splits_sign_errors_by_company_and_size(monkeypatch):
     monkeypatch.setattr(pa, "predict", lambda net, ref, img: pred)
     text, metrics = pa.engine_metrics(DistortionPredictor(), torch.zeros(1, 3, 4, 4), 1)
     row = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines() if line.startswith("| ")}
-    # columns: MAE, sign accuracy, alone at the cell, with other channels, errors with |map| < 0.05, labelled
+    # columns: MAE, sign accuracy, sign alone at the cell, sign with other channels there, share of sign errors
+    # with |map| < 0.05, labelled pixels
     assert row["blur"][1:5] == ["50.0%", "100.0%", "0.0%", "0.0%"]
     assert row["noise"][1:5] == ["50.0%", "-", "50.0%", "100.0%"]
     assert metrics["sign_accuracy"] == 0.5

@@ -27,6 +27,9 @@ from .common import (LossLog, atomic_save, cosine_lr, parameter_checksums, rank_
                      training_device)
 from .common import resume as resume_from
 
+#: a cell counts as labelled for a channel where |label| exceeds this (the map loss's balance, the benchmark's split)
+LABELLED = 0.02
+
 
 def dihedral(x: Tensor, k: int) -> Tensor:
     """The k-th of the 8 rotations/reflections of the square grid (k = 0: the identity).
@@ -82,7 +85,7 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
         >>> map_loss(y, y)[0].item()
         0.0
     """
-    on = (labels.abs() > 0.02).to(pred.dtype)
+    on = (labels.abs() > LABELLED).to(pred.dtype)
     off = 1 - on
     err = (pred - labels).abs()
     dims = (0, 2, 3)
