@@ -115,6 +115,27 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     assert not list((tmp_path / "b").glob("*.tmp"))  # atomic writes leave no partial files
 
 
+def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path, capsys):
+    kw = dict(steps=2, batch=1, crop=32, progress=False, device="cpu")
+    train_predictor(None, tmp_path, stop_after=1, **kw)
+    with pytest.raises(ValueError, match="batch=1.*batch=2"):
+        train_predictor(None, tmp_path, resume=True, **{**kw, "batch": 2})
+    with pytest.raises(ValueError, match="lr="):
+        train_predictor(None, tmp_path, resume=True, lr=5e-4, **kw)
+    assert main(["predictor", "--out", str(tmp_path), "--resume", "--steps", "3", "--batch", "1", "--crop", "32",
+                 "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "steps=2" in err and "steps=3" in err and "Traceback" not in err
+
+
+def test_resume_may_change_the_tuning_phase_only_before_it_starts(tmp_path):
+    kw = dict(steps=2, batch=1, crop=32, progress=False, device="cpu")
+    train_predictor(None, tmp_path, stop_after=2, tune_steps=2, cross_weight=5.0, **kw)  # at the end of phase 1
+    train_predictor(None, tmp_path, resume=True, stop_after=3, tune_steps=2, cross_weight=10.0, **kw)  # allowed
+    with pytest.raises(ValueError, match="cross_weight=10.0.*cross_weight=5.0"):  # tuning has begun
+        train_predictor(None, tmp_path, resume=True, tune_steps=2, cross_weight=5.0, **kw)
+
+
 def test_resume_without_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_predictor(None, tmp_path, steps=2, batch=1, crop=32, resume=True, progress=False)

@@ -143,21 +143,30 @@ def main(argv: list[str] | None = None) -> int:
 
     common = dict(seed=args.seed, ckpt_every=args.ckpt_every, resume=args.resume, progress=not args.no_progress,
                   device=args.device)
-    if args.net in ("all", "predictor"):
-        from .predictor import train_predictor
+    try:
+        if args.net in ("all", "predictor"):
+            from .predictor import train_predictor
 
-        train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
-                        reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
-                        tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
-    if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
-        from pathlib import Path
+            train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
+                            reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
+                            tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
+        if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
+            from pathlib import Path
 
-        from .scorer import train_scorer
+            from .scorer import train_scorer
 
-        pred = args.predictor
-        if pred is None and (Path(args.out) / "predictor.safetensors").is_file():
-            pred = Path(args.out) / "predictor.safetensors"
-        train_scorer(args.images, args.out, predictor_path=pred, **settings("scorer"), **common)
+            pred = args.predictor
+            if pred is None and (Path(args.out) / "predictor.safetensors").is_file():
+                pred = Path(args.out) / "predictor.safetensors"
+            # `all --resume` after an interrupted predictor: the scorer has no checkpoint yet and starts afresh
+            fresh = args.net == "all" and not (Path(args.out) / "scorer.ckpt").is_file()
+            train_scorer(args.images, args.out, predictor_path=pred, **settings("scorer"),
+                         **{**common, "resume": args.resume and not fresh})
+    except (FileNotFoundError, ValueError) as exc:
+        if not str(exc).startswith("--resume"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # one line, no traceback
+        return 2
     finish_distributed()  # on success; torchrun stops every rank when one fails
     return 0
 

@@ -136,11 +136,42 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def resume(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
-    """Restore ``model`` and ``opt`` from the checkpoint at ``path``; return the next step."""
+#: config entries a resumed run may change: where it runs and how the image folder is spelled
+#: (neither changes the data or the updates, see ``train_predictor``)
+_FREE_ON_RESUME = frozenset({"device", "images"})
+#: entries of a second (tuning) phase, free to change while the checkpoint has not entered it
+_TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight"})
+
+
+def check_resume_config(saved: dict[str, Any], config: dict[str, Any], step: int) -> None:
+    """Raise ValueError when a resumed run's ``config`` differs from the checkpoint's ``saved`` one in
+    a setting that shapes the training (steps, batch, crop, learning rates, seed, width, ...): the
+    result would silently mix two recipes. Tuning-phase settings may change while ``step`` has not
+    passed the first phase (``saved["steps"]``): tuning variants start from one first-phase checkpoint.
+
+    Example:
+        >>> check_resume_config({"steps": 10, "cross_weight": 5.0}, {"steps": 10, "cross_weight": 10.0}, 10)
+        >>> check_resume_config({"steps": 10, "batch": 16}, {"steps": 10, "batch": 8}, 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: --resume: the checkpoint was written with batch=16, this run asks for batch=8; resume with the checkpoint's settings, or start a new --out
+    """
+    free = _FREE_ON_RESUME | (_TUNING if step <= int(saved.get("steps", -1)) else frozenset())
+    for key in sorted((saved.keys() | config.keys()) - free):
+        if saved.get(key) != config.get(key):
+            raise ValueError(f"--resume: the checkpoint was written with {key}={saved.get(key)!r}, this run asks for "
+                             f"{key}={config.get(key)!r}; resume with the checkpoint's settings, or start a new --out")
+
+
+def resume(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+           config: dict[str, Any] | None = None) -> int:
+    """Restore ``model`` and ``opt`` from the checkpoint at ``path``; return the next step.
+    With ``config``, first check it against the checkpoint's (:func:`check_resume_config`)."""
     ckpt = load_checkpoint(path)
     if ckpt is None:
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    if config is not None and "config" in ckpt:
+        check_resume_config(ckpt["config"], config, int(ckpt["step"]))
     model.load_state_dict(ckpt["model"], strict=True)
     opt.load_state_dict(ckpt["opt"])
     return int(ckpt["step"])

@@ -137,13 +137,13 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     ckpt_path = out / "predictor.ckpt"
-    start = resume_from(ckpt_path, net, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
                                   cross_weight=cross_weight, device=dev.type,
                                   images=str(images) if images is not None else "embedded")
+    start = resume_from(ckpt_path, net, opt, config) if resume else 0
     total = steps + tune_steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
     engine_device = dev if workers == 0 else torch.device("cpu")  # worker processes stay off the GPU

@@ -53,12 +53,12 @@ def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, p
     scorer = RelationalScorer().to(dev)
     opt = torch.optim.Adam(scorer.parameters(), lr=lr)
     ckpt_path = out / "scorer.ckpt"
-    start = resume_from(ckpt_path, scorer, opt) if resume else 0
     data = RandomCrops(images, size=crop, seed=seed + 1)
     log = LossLog(out / "scorer-log.jsonl")
     config: dict[str, Any] = dict(steps=steps, batch=batch, k=k, crop=crop, lr=lr, seed=seed, p_other=p_other,
                                   device=dev.type,
                                   images=str(images) if images is not None else "embedded")
+    start = resume_from(ckpt_path, scorer, opt, config) if resume else 0
     t0 = time.time()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="scorer", disable=not progress):
         sets = make_ranked_sets(data.batch(step * batch, batch).to(dev), k, step_generator(seed, step), p_other=p_other)
