@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,14 +40,20 @@ SEED = 2024
 CROP = 256
 
 
-def centre_crops(folder: str, n: int | None) -> torch.Tensor:
-    out = []
+def centre_crops(folder: str, n: int | None) -> tuple[torch.Tensor, list[str]]:
+    """CROP x CROP centre crops of the first ``n`` photos, and the names of those skipped as smaller."""
+    out, small = [], []
     for p in image_paths(folder)[:n]:
         x = read_image(p)
         h, w = x.shape[-2:]
+        if min(h, w) < CROP:
+            small.append(p.name)
+            continue
         t, l = (h - CROP) // 2, (w - CROP) // 2
         out.append(x[:, t:t + CROP, l:l + CROP])
-    return torch.stack(out)
+    if not out:
+        raise ValueError(f"--data: no photo in {folder} is at least {CROP}x{CROP}")
+    return torch.stack(out), small
 
 
 def predict(net, ref: torch.Tensor, img: torch.Tensor, batch: int = 8) -> torch.Tensor:
@@ -309,7 +316,7 @@ def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
     rng = np.random.default_rng(SEED)
     rows = ["| distortion (independent code) | expected | right channel strongest | right sign | "
             "mean map on expected | strongest other channel |", "|---|---|---|---|---|---|"]
-    right_all, sign_all, total = 0, 0, 0
+    right_all, sign_all, total, unchanged = 0, 0, 0, 0
     by_code: dict[str, list[int]] = {}  # implementation (first word of the description): [right, cases]
     for desc, chan, sign, fn, reference in independent_cases(rng):
         ims = [_pil(x) for x in clean]
@@ -319,7 +326,13 @@ def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
         else:
             base = torch.stack([_tensor(im) for im in ims])
             ref, img = (dist, base) if reference else (base, dist)
-        means = predict(net, ref, img).double().mean((2, 3))
+        # a distortion that changes no pixel (a colour change of a grey photo) has nothing to detect: not counted
+        changed = (img - ref).abs().amax((1, 2, 3)) > 0.5 / 255
+        unchanged += int((~changed).sum())
+        if not changed.any():
+            rows.append(f"| {desc} | {chan} {'+' if sign > 0 else '-'} | no photo changed | | | |")
+            continue
+        means = predict(net, ref[changed], img[changed]).double().mean((2, 3))
         c = INDEX[chan]
         strongest = means.abs().argmax(1)
         right = (strongest == c)
@@ -339,7 +352,9 @@ def independent(net, clean: torch.Tensor) -> tuple[str, dict]:
     frac = right_all / total
     rows.append(f"\nRight channel strongest and right sign: **{100 * frac:.1f}%** of {total} cases; "
                 f"right sign on the expected channel: {100 * sign_all / total:.1f}%. By implementation: "
-                + ", ".join(f"{code} {100 * r / n:.1f}% of {n}" for code, (r, n) in by_code.items()) + ".")
+                + ", ".join(f"{code} {100 * r / n:.1f}% of {n}" for code, (r, n) in by_code.items()) + "."
+                + (f" Not counted: {unchanged} cases where the distortion changed no pixel (by more than half a "
+                   "grey level), e.g. a saturation change of a grey photo." if unchanged else ""))
     return "\n".join(rows), {"independent_right": frac}
 
 
@@ -351,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="8 images, 1 repeat, print only")
     args = ap.parse_args(argv)
     net = load_predictor(args.weights)
-    clean = centre_crops(args.data, 8 if args.quick else None)
+    clean, small = centre_crops(args.data, 8 if args.quick else None)
     t1, m1 = engine_metrics(net, clean, 1 if args.quick else args.repeats)
     t2, m2 = crosstalk(net, clean)
     t2b = crosstalk_by_operator(net, clean)
@@ -359,16 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     targets = (f"Targets: sign accuracy >= 95% (got {100 * m1['sign_accuracy']:.1f}%), right channel in >= 90% of "
                f"independent cases (got {100 * m3['independent_right']:.1f}%), cross-talk < 0.1 of the diagonal "
                f"(worst {m2['max_crosstalk']:.2f}).")
-    md = (f"Evaluation images: `{args.data}` ({len(clean)} centre crops of {CROP}x{CROP}), weights: "
+    skipped = f"; smaller, skipped: {', '.join(small)}" if small else ""
+    md = (f"Evaluation images: `{args.data}` ({len(clean)} centre crops of {CROP}x{CROP}{skipped}), weights: "
           f"`{args.weights or 'packaged'}`.\n\n{targets}\n\n### Engine triplets (seed {SEED}, {args.repeats} per image)\n\n"
           f"{t1}\n\n### Cross-talk (row: channel applied alone; entries relative to the diagonal, "
           f"absolute mean |map| in brackets)\n\n{t2}\n\n### Cross-talk by operator (each operator alone; where the "
           f"entries above come from)\n\n{t2b}\n\n### Independent implementations\n\n{t3}\n")
     print(md)
     if not args.quick:
-        cmd = "python -m benchmarks.predictor_accuracy --data ../shared/data/cbsd68" + (
+        cmd = f"python -m benchmarks.predictor_accuracy --data {args.data}" + (
             f" --weights {args.weights}" if args.weights else "")
-        write_section("predictor_accuracy", md, cmd)
+        folder = Path(args.data).name
+        write_section("predictor_accuracy" + ("" if folder == "cbsd68" else f"_{folder}"), md, cmd)
     return 0
 
 

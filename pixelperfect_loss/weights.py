@@ -24,7 +24,7 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v5"
+HUB_REVISION = "v6"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
@@ -44,6 +44,9 @@ KNOWN_SHA256: dict[str, str] = {
     # v5: both networks retrained by the one command, first phase at peak learning rate 1e-3 (2e-3 lost units)
     f"{HUB_REPO}@v5/predictor.safetensors": "6004dfa43219d133bccafd4a8376c374ac7ded931b4f3ea7df9bc5d6154d117e",
     f"{HUB_REPO}@v5/scorer.safetensors": "ddd1effe01e8d501ecac85847e0fb0ac68d28860773efe11ede9a43367fd045e",
+    # v6: the v5 predictor, a scorer trained on half "other" ranked sets for twice the steps
+    f"{HUB_REPO}@v6/predictor.safetensors": "6004dfa43219d133bccafd4a8376c374ac7ded931b4f3ea7df9bc5d6154d117e",
+    f"{HUB_REPO}@v6/scorer.safetensors": "6523746d0dab8741960d86ed9307769c78a7ae4ed5cb7d1f946477e409897253",
 }
 
 
@@ -205,7 +208,7 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
-    module = build(meta, file)
+    module = build(meta, file, tensors)
     load_strict(module, tensors, source=f"weights {file}")
     module.eval()
     for p in module.parameters():
@@ -224,12 +227,16 @@ def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
         (False, False)
     """
     from .nets import DistortionPredictor
+    from .nets.features import N_FIXED, N_HUE
 
-    def build(meta: dict[str, str], file: Path) -> nn.Module:
+    def build(meta: dict[str, str], file: Path, tensors: dict[str, torch.Tensor]) -> nn.Module:
         try:
-            return DistortionPredictor(width=int(meta.get("width", 32)))
+            width = int(meta.get("width", 32))
         except ValueError:
             raise ValueError(f"weights: {file} has a malformed 'width' metadata entry {meta.get('width')!r}") from None
+        # networks trained with the hue-direction inputs (``--hue``) read N_FIXED + N_HUE fixed features
+        stem = tensors.get("stem_fixed.weight")
+        return DistortionPredictor(width=width, hue=stem is not None and stem.shape[1] == N_FIXED + N_HUE)
 
     return _load("predictor", build, path, hub)
 
@@ -243,4 +250,4 @@ def load_scorer(path: str | Path | None = None, **hub: Any) -> nn.Module:
     """
     from .nets import RelationalScorer
 
-    return _load("scorer", lambda meta, file: RelationalScorer(), path, hub)
+    return _load("scorer", lambda meta, file, tensors: RelationalScorer(), path, hub)

@@ -128,3 +128,35 @@ def test_engine_metrics_splits_sign_errors_by_company_and_size(monkeypatch):
     assert row["blur"][1:5] == ["50.0%", "100.0%", "0.0%", "0.0%"]
     assert row["noise"][1:5] == ["50.0%", "-", "50.0%", "100.0%"]
     assert metrics["sign_accuracy"] == 0.5
+
+
+def test_centre_crops_skip_photos_smaller_than_the_crop(tmp_path):
+    from PIL import Image
+
+    import benchmarks.predictor_accuracy as pa
+
+    Image.new("RGB", (280, 300), (128, 90, 40)).save(tmp_path / "a.png")
+    Image.new("RGB", (250, 300), (128, 90, 40)).save(tmp_path / "b.png")  # narrower than the crop
+    crops, small = pa.centre_crops(str(tmp_path), None)
+    assert crops.shape == (1, 3, pa.CROP, pa.CROP) and small == ["b.png"]
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(ValueError, match="--data: no photo"):
+        pa.centre_crops(str(tmp_path), None)
+
+
+def test_independent_cases_that_change_no_pixel_are_not_counted():
+    import torch
+
+    import benchmarks.predictor_accuracy as pa
+    from pixelperfect_loss.nets import DistortionPredictor
+
+    torch.manual_seed(0)
+    colour = torch.rand(3, 32, 32)
+    grey = colour.mean(0, keepdim=True).expand(3, -1, -1)  # a saturation change leaves it as it is
+    text, metrics = pa.independent(DistortionPredictor(width=8).eval(), torch.stack([colour, grey]))
+    cases = len(pa.independent_cases(np.random.default_rng(0)))
+    counted = int(text.split("Right channel strongest and right sign: **")[1].split(" of ")[1].split(" ")[0])
+    skipped = int(text.split("Not counted: ")[1].split(" ")[0])
+    # Pillow Color and OpenCV HSV saturation, up and down, on the grey photo; nothing on the colour one
+    assert skipped == 4 and counted + skipped == 2 * cases
+    assert 0.0 <= metrics["independent_right"] <= 1.0

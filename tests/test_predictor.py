@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixelperfect_loss import CHANNELS, DistortionPredictor, distortion_maps
+from pixelperfect_loss.nets.features import N_FIXED, N_HUE, fixed_features
 from pixelperfect_loss.weights import find_weights, load_predictor, load_strict, read_weights, save_weights
 
 
@@ -106,6 +108,32 @@ def test_safetensors_round_trip(tmp_path):
     for (k, v), (k2, v2) in zip(net.state_dict().items(), back.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
     assert not back.training and not any(p.requires_grad for p in back.parameters())
+
+
+def test_loader_builds_the_network_the_file_was_trained_as(tmp_path):
+    # with or without the hue-direction inputs (--hue), read from the stem's shape
+    torch.manual_seed(2)
+    a, b = torch.rand(2, 1, 3, 32, 32).unbind(0)
+    for hue in (False, True):
+        net = DistortionPredictor(width=16, hue=hue).eval()
+        assert net.stem_fixed.weight.shape[1] == N_FIXED + N_HUE * hue
+        back = load_predictor(save_weights(net, tmp_path / f"p{hue}.safetensors", {"width": 16}))
+        assert back.hue is hue and torch.equal(back(a, b), net(a, b))
+        assert torch.equal(back(a, b), -back(b, a)) and back(a, a).abs().max() == 0
+
+
+def test_hue_direction_turns_with_a_colour_cast_not_with_saturation():
+    torch.manual_seed(3)
+    x = 0.2 + 0.6 * torch.rand(1, 3, 32, 32)
+    y = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    hue = lambda img: fixed_features(F.pixel_unshuffle(img, 4), hue=True)[:, N_FIXED:]  # noqa: E731
+    assert hue(x).abs().max() <= 1.0
+    # chroma scaled about the luma: the opponent means and the chroma magnitude scale together
+    assert torch.allclose(hue(y + 1.5 * (x - y)), hue(x), atol=0.01)
+    assert torch.allclose(hue(y + 0.5 * (x - y)), hue(x), atol=0.03)
+    cast = (x + torch.tensor([0.08, 0.0, -0.08]).view(1, 3, 1, 1)).clamp(0, 1)  # towards yellow
+    assert (hue(cast)[:, 1] - hue(x)[:, 1]).mean() > 0.1
+    assert fixed_features(F.pixel_unshuffle(x, 4)).shape[1] == N_FIXED
 
 
 def test_shipped_weights_load_strictly():

@@ -62,6 +62,20 @@ def test_tuning_phase_belongs_to_the_full_recipe():
     assert tune_steps("full", 40, 7) == 7
 
 
+def test_the_shipped_predictor_was_made_by_the_default_full_recipe():
+    # the model card's one command must re-make the packaged weights: its settings are the defaults
+    from pixelperfect_loss.train.__main__ import CROSS_WEIGHT, LR, RECIPES, REUSE, TUNE, TUNE_LR
+    from pixelperfect_loss.weights import find_weights, read_weights
+
+    _, meta = read_weights(find_weights("predictor"))
+    steps, batch, crop = RECIPES["predictor"]["full"]
+    keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue")
+    made = {k: meta.get(k) for k in keys}
+    assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
+                    "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
+                    "reuse": str(REUSE), "seed": "0", "hue": None}  # no "hue" entry: trained without --hue
+
+
 def test_command_line_and_function_share_the_first_phase_learning_rate():
     import inspect
 
@@ -256,3 +270,13 @@ def test_engine_workers_default_by_device():
     assert default_workers(torch.device("cpu")) == WORKERS == 0
     assert default_workers(torch.device("cuda", 0)) == max(1, min(6, (os.cpu_count() or 2) // 2))
     assert main(["--workers", "-1", "--steps", "1"]) == 2
+
+
+def test_hue_option_trains_a_network_with_the_hue_inputs_and_resume_keeps_it(tmp_path):
+    from pixelperfect_loss.weights import load_predictor, read_weights
+
+    train_predictor(None, tmp_path, steps=2, batch=2, crop=32, hue=True, progress=False)
+    assert load_predictor(tmp_path / "predictor.safetensors").hue is True
+    assert read_weights(tmp_path / "predictor.safetensors")[1]["hue"] == "True"
+    with pytest.raises(ValueError, match="hue"):  # a checkpoint of one network cannot continue as the other
+        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)

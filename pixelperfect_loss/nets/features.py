@@ -7,6 +7,9 @@ full-resolution intermediate is kept for the backward pass:
 - log mean luma and log mean chroma magnitude: their differences between two images are the log
   brightness ratio and the log saturation ratio (constant under a saturation change, varying with
   hue under a colour cast);
+- optionally (``hue=True``) the hue direction, mean opponent colour over mean chroma magnitude:
+  unchanged by a saturation change, turned by a colour cast (a ratio the network's linear layers
+  could not form themselves);
 - log detail energies of luma: within 2x2 cells (finest band), within 4x4 cells, and between
   neighbouring 4x4 cells (coarse band); and of chroma within 4x4 cells (chroma noise);
 - the 8x8 block grid (JPEG): log luma step across 8-pixel block edges, and its ratio to the steps
@@ -22,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Number of feature channels returned by :func:`fixed_features`.
+#: Number of feature channels returned by :func:`fixed_features`, and the hue direction's, added with ``hue=True``.
 N_FIXED = 11
+N_HUE = 2
 _EPS = 1e-5
 
 
@@ -35,13 +39,15 @@ def _var(x: Tensor, dim: int) -> Tensor:
     return (x * x).mean(dim) - x.mean(dim) ** 2
 
 
-def fixed_features(cells: Tensor) -> Tensor:
-    """(N, 48, h, w) space-to-depth(4) cells of an RGB image (h, w even) -> (N, N_FIXED, h, w).
+def fixed_features(cells: Tensor, hue: bool = False) -> Tensor:
+    """(N, 48, h, w) space-to-depth(4) cells of an RGB image (h, w even) -> (N, N_FIXED, h, w), or
+    (N, N_FIXED + N_HUE, h, w) with the hue direction (``hue=True``, an experimental input, off in the
+    shipped weights).
 
     Example:
-        >>> x = torch.rand(2, 3, 32, 32)
-        >>> fixed_features(torch.nn.functional.pixel_unshuffle(x, 4)).shape
-        torch.Size([2, 11, 8, 8])
+        >>> cells = torch.nn.functional.pixel_unshuffle(torch.rand(2, 3, 32, 32), 4)
+        >>> fixed_features(cells).shape, fixed_features(cells, hue=True).shape
+        (torch.Size([2, 11, 8, 8]), torch.Size([2, 13, 8, 8]))
     """
     n, _, h, w = cells.shape
     r, g, b = cells.view(n, 3, 4, 4, h, w).unbind(1)  # each (N, 4, 4, h, w): row, column in the cell
@@ -64,4 +70,7 @@ def fixed_features(cells: Tensor) -> Tensor:
     seam = step_x[..., 0::2].repeat_interleave(2, -1) ** 2 + step_y[..., 0::2, :].repeat_interleave(2, -2) ** 2
     tone = torch.cat([torch.log(mean_y + 0.01), torch.log(chroma)], 1) * 0.5
     energies = _log(torch.stack([fine, cell, coarse.squeeze(1), chroma_var, edge], 1))
-    return torch.cat([mean_y, mean_o, tone, energies, energies[:, -1:] - _log(seam.unsqueeze(1))], 1)
+    feats = [mean_y, mean_o, tone, energies, energies[:, -1:] - _log(seam.unsqueeze(1))]
+    if hue:
+        feats.append(mean_o / chroma)  # chroma >= 0.01
+    return torch.cat(feats, 1)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..channels import CHANNELS
-from .features import N_FIXED, fixed_features
+from .features import N_FIXED, N_HUE, fixed_features
 
 #: Smallest accepted height and width; inputs are padded internally to a multiple of 16.
 MIN_SIZE = 16
@@ -74,7 +74,9 @@ class DistortionPredictor(nn.Module):
     Inputs (N, 3, H, W) in [0, 1] with H, W >= 16; output (N, 8, H, W) in
     :data:`~pixelperfect_loss.channels.CHANNELS` order (or the native 1/4-resolution maps of the
     padded input with ``lowres=True``). This module does not validate its inputs: use
-    :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that.
+    :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that. ``hue=True`` adds the
+    hue direction to the fixed inputs (:func:`~pixelperfect_loss.nets.features.fixed_features`; an
+    experiment, not in the shipped weights: weights/README.md, "The hue direction as an input").
 
     Example:
         >>> net = DistortionPredictor()
@@ -83,12 +85,13 @@ class DistortionPredictor(nn.Module):
         (True, 0.0)
     """
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, hue: bool = False) -> None:
         super().__init__()
         w1, w2, w3, w4 = width * 3 // 4, width * 3 // 2, width * 2, width // 2
-        self.width = width
+        self.width, self.hue = width, hue
+        n_fixed = N_FIXED + N_HUE * hue
         self.stem_cells = nn.Conv2d(48, w1, 1)
-        self.stem_fixed = nn.Conv2d(N_FIXED, w1, 1)
+        self.stem_fixed = nn.Conv2d(n_fixed, w1, 1)
         self.down8 = nn.Sequential(_conv(w1, w2, 3, 2), _conv(w2, w2))
         self.down16 = nn.Sequential(_conv(w2, w3, 3, 2), _conv(w3, w3))
         # low-resolution pair head g(s, d), evaluated in both orders
@@ -97,17 +100,17 @@ class DistortionPredictor(nn.Module):
         self.in8 = _conv(2 * w2, w2, 1)
         self.fuse8 = nn.Sequential(_conv(w3 + w2, w2, 1), _conv(w2, w4))
         # 1/4 head, odd in d
-        self.odd_in = OddConv1x1(w1 + N_FIXED, w4)
-        self.gate = nn.Conv2d(w1 + N_FIXED, w4, 1)
+        self.odd_in = OddConv1x1(w1 + n_fixed, w4)
+        self.gate = nn.Conv2d(w1 + n_fixed, w4, 1)
         self.out = OddConv1x1(w4, len(CHANNELS))
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16)."""
         cells = F.pixel_unshuffle(x, 4)
         if cells.requires_grad:  # recompute the cheap fixed features in backward instead of storing them
-            fixed = checkpoint(fixed_features, cells, use_reentrant=False)
+            fixed = checkpoint(fixed_features, cells, self.hue, use_reentrant=False)
         else:
-            fixed = fixed_features(cells)
+            fixed = fixed_features(cells, self.hue)
         f4 = F.silu(self.stem_cells(cells) + self.stem_fixed(fixed))
         f8 = self.down8(f4)
         return [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]

@@ -17,7 +17,7 @@ import torch
 RECIPES = {
     # network: {recipe: (steps, batch, crop)}
     "predictor": {"full": (16000, 16, 128), "quick": (3000, 16, 128)},
-    "scorer": {"full": (600, 8, 128), "quick": (150, 8, 128)},
+    "scorer": {"full": (1200, 8, 128), "quick": (150, 8, 128)},  # 1,200 since v6 (600 before): train/scorer.py
 }
 #: second phase of the predictor's recipe: steps with their own warm-up and cosine decay from TUNE_LR, and the
 #: cross-talk term of the map loss weighted CROSS_WEIGHT (weights/README.md, "Cross-talk tuning"). None in the quick
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"peak learning rate of the predictor's first phase (AdamW, cosine decay; default {LR:g})")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the initial weights")
     p.add_argument("--width", type=int, default=32, help="base channel width of the predictor")
+    p.add_argument("--hue", action="store_true",
+                   help="give the predictor the hue direction of each 4x4 cell as two more fixed inputs (an "
+                        "experiment: it met the accuracy targets but made the loss easier to game; weights/README.md)")
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.net in ("all", "predictor"):
             from .predictor import train_predictor
 
-            train_predictor(args.images, args.out, lr=args.lr, width=args.width, workers=args.workers,
+            train_predictor(args.images, args.out, lr=args.lr, width=args.width, hue=args.hue, workers=args.workers,
                             reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
                             tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
         if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
