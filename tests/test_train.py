@@ -62,7 +62,7 @@ def test_tuning_phase_belongs_to_the_full_recipe():
     assert tune_steps("full", 40, 7) == 7
 
 
-def test_the_shipped_predictor_was_made_by_the_default_full_recipe():
+def test_the_shipped_weights_were_made_by_the_default_full_recipe():
     # the model card's one command must re-make the packaged weights: its settings are the defaults
     from pixelperfect_loss.train.__main__ import CROSS_WEIGHT, LR, RECIPES, REUSE, TUNE, TUNE_LR
     from pixelperfect_loss.weights import find_weights, read_weights
@@ -74,6 +74,11 @@ def test_the_shipped_predictor_was_made_by_the_default_full_recipe():
     assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
                     "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
                     "reuse": str(REUSE), "seed": "0", "hue": None}  # no "hue" entry: trained without --hue
+    from pixelperfect_loss.train.scorer import P_OTHER
+
+    _, meta = read_weights(find_weights("scorer"))
+    assert (meta["steps"], meta["batch"], meta["crop"]) == tuple(map(str, RECIPES["scorer"]["full"]))
+    assert (meta["p_other"], meta["seed"]) == (str(P_OTHER), "0")
 
 
 def test_command_line_and_function_share_the_first_phase_learning_rate():
