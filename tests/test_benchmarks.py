@@ -76,6 +76,22 @@ def test_downstream_verdict_words_a_psnr_gain_and_a_gamed_loss():
     assert "PSNR -1.50 dB" in drop and "**gamed**" in drop
 
 
+def test_downstream_seed_table_counts_the_gamed_seeds():
+    from benchmarks.downstream import seed_rows
+
+    def report(seed, blur, both):
+        def row(psnr, hf):
+            return {"a": dict(psnr=psnr, ssim=0.8, blur=0.0, noise=0.0, other=0.0, hf_ratio=hf, images=1)}
+        return {"config": {"seed": seed}, "results": {"l1": row(27.0, 0.4), "blur": row(*blur), "blur+noise": row(*both)}}
+
+    rows, gamed = seed_rows([report(0, (27.1, 0.5), (26.8, 0.7)), report(1, (26.9, 0.6), (24.5, 0.8)),
+                             report(2, (27.0, 0.5), (26.9, 1.5))], ["a"], {"blur": "B", "blur+noise": "BN"})
+    assert gamed == {"blur": 0, "blur+noise": 2}  # a 2.5 dB drop, and an output noisier than the ground truth
+    assert rows[0].startswith("| 0 | B | 27.00 | 27.10 | +0.10 |") and "**gamed**" not in rows[0]
+    assert rows[1].startswith("| 0 | BN |") and "**gamed**" not in rows[1]
+    assert "| -2.50 |" in rows[3] and rows[3].endswith("**gamed** |") and rows[5].endswith("**gamed** |")
+
+
 def test_unit_watch_finds_silent_and_runaway_units():
     import torch
 

@@ -7,6 +7,7 @@ import torch
 
 from pixelperfect_loss.train.__main__ import main
 from pixelperfect_loss.data import RandomCrops
+from pixelperfect_loss.nets import DistortionPredictor
 from pixelperfect_loss.train.predictor import _Triplets, dihedral, map_loss, train_predictor
 from pixelperfect_loss.weights import load_predictor
 
@@ -71,9 +72,10 @@ def test_the_shipped_weights_were_made_by_the_default_full_recipe():
     steps, batch, crop = RECIPES["predictor"]["full"]
     keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue")
     made = {k: meta.get(k) for k in keys}
+    made["hue"] = made["hue"] or "False"  # the packaged file predates the entry: trained without the hue inputs
     assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
                     "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
-                    "reuse": str(REUSE), "seed": "0", "hue": None}  # no "hue" entry: trained without --hue
+                    "reuse": str(REUSE), "seed": "0", "hue": "False"}
     from pixelperfect_loss.train.scorer import P_OTHER
 
     _, meta = read_weights(find_weights("scorer"))
@@ -88,6 +90,9 @@ def test_command_line_and_function_share_the_first_phase_learning_rate():
     from pixelperfect_loss.train.predictor import train_predictor
 
     assert build_parser().parse_args([]).lr == LR == inspect.signature(train_predictor).parameters["lr"].default
+    # and the network: without the hue inputs by default, in the command, the function and the class
+    assert build_parser().parse_args([]).hue is False is inspect.signature(train_predictor).parameters["hue"].default
+    assert build_parser().parse_args(["--hue"]).hue is True and DistortionPredictor().hue is False
 
 
 def test_dihedral_gives_eight_distinct_exact_transforms():
@@ -285,3 +290,12 @@ def test_hue_option_trains_a_network_with_the_hue_inputs_and_resume_keeps_it(tmp
     assert read_weights(tmp_path / "predictor.safetensors")[1]["hue"] == "True"
     with pytest.raises(ValueError, match="hue"):  # a checkpoint of one network cannot continue as the other
         train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)
+
+
+def test_checkpoints_from_before_the_hue_entry_resume_as_trained_without_it():
+    from pixelperfect_loss.train.common import check_resume_config
+
+    old = {"steps": 10, "batch": 2}  # written before the "hue" entry existed: trained without the hue inputs
+    check_resume_config(old, {"steps": 10, "batch": 2, "hue": False}, 4)
+    with pytest.raises(ValueError, match="hue=False, this run asks for hue=True"):
+        check_resume_config(old, {"steps": 10, "batch": 2, "hue": True}, 4)

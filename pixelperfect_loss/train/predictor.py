@@ -143,8 +143,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
                                   cross_weight=cross_weight, device=dev.type,
-                                  images=str(images) if images is not None else "embedded",
-                                  **({"hue": True} if hue else {}))  # absent when off: older checkpoints resume
+                                  images=str(images) if images is not None else "embedded", hue=hue)
     start = resume_from(ckpt_path, net, opt, config) if resume else 0
     total = steps + tune_steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
