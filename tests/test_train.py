@@ -299,3 +299,4 @@ def test_checkpoints_from_before_the_hue_entry_resume_as_trained_without_it():
     check_resume_config(old, {"steps": 10, "batch": 2, "hue": False}, 4)
     with pytest.raises(ValueError, match="hue=False, this run asks for hue=True"):
         check_resume_config(old, {"steps": 10, "batch": 2, "hue": True}, 4)
+    check_resume_config(old, {"steps": 10, "batch": 2}, 4)  # a config without the entry (the scorer's) is left alone

@@ -141,7 +141,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
 _FREE_ON_RESUME = frozenset({"device", "images"})
 #: entries of a second (tuning) phase, free to change while the checkpoint has not entered it
 _TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight"})
-#: entries added to the config after some checkpoints were written, with the value those checkpoints trained with
+#: entries added to the predictor's config after some checkpoints were written, with the value those checkpoints
+#: trained with (a checkpoint without the entry resumes as if it had this value)
 _ADDED = {"hue": False}
 
 
@@ -159,7 +160,7 @@ def check_resume_config(saved: dict[str, Any], config: dict[str, Any], step: int
         ValueError: --resume: the checkpoint was written with batch=16, this run asks for batch=8; resume with the checkpoint's settings, or start a new --out
     """
     free = _FREE_ON_RESUME | (_TUNING if step <= int(saved.get("steps", -1)) else frozenset())
-    saved = {**_ADDED, **saved}
+    saved = {**{k: v for k, v in _ADDED.items() if k in config}, **saved}  # only where this run has the entry
     for key in sorted((saved.keys() | config.keys()) - free):
         if saved.get(key) != config.get(key):
             raise ValueError(f"--resume: the checkpoint was written with {key}={saved.get(key)!r}, this run asks for "
