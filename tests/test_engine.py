@@ -235,6 +235,23 @@ def test_jpeg_codec_keeps_odd_sizes_and_gets_worse_with_lower_quality():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_jpeg_chroma_means_are_avg_pool2d_to_the_bit(dtype):
+    """The codec's 2x2 chroma means replace F.avg_pool2d (for speed) without changing a single value."""
+    from pixelperfect_loss.engine.operators import _means2x2
+
+    x = torch.randn(3, 2, 48, 80, generator=torch.Generator().manual_seed(0), dtype=dtype) * 128
+    assert torch.equal(_means2x2(x), F.avg_pool2d(x, 2))
+
+
+def test_codec_constants_are_made_once_per_device_and_dtype():
+    from pixelperfect_loss.engine.operators import _dct_matrix
+
+    a, b = _dct_matrix(torch.zeros(1)), _dct_matrix(torch.zeros(1, dtype=torch.float64))
+    assert a is _dct_matrix(torch.ones(2)) and b.dtype == torch.float64
+    assert torch.allclose(a @ a.T, torch.eye(64), atol=1e-5)  # orthonormal: the codec's transform is invertible
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_saturation_hsv_equals_the_hsv_round_trip(dtype, photos):
     """The closed form (V - k (V - x), k capped at S = 1) is kornia's rgb -> hsv, S x 2^(1.5 t), hsv -> rgb."""
     import kornia

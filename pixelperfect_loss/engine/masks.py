@@ -89,19 +89,24 @@ def blob_masks(n: int, h: int, w: int, generator: torch.Generator | None = None,
 def _blobs(n: int, h: int, w: int, generator: torch.Generator | None, keep: Tensor, device: torch.device) -> Tensor:
     k = int(keep.sum())
     yy, xx = _coords(k, h, w, device)
-    out = torch.zeros(k, 1, h, w, device=device)
     count = (1 + (_rand((n, 1, 1, 1), generator)[keep] * 3).floor()).to(device)
+    # The three candidate ellipses at once (the same draws as three calls one after the other): their shapes
+    # by plain arithmetic on (3, k, 1, h, w); cos, sin and sigmoid still one ellipse at a time, so that every
+    # value is computed on a tensor of the same size as before (the vectorised and scalar code paths of
+    # those functions may differ in the last bit).
+    p = _rand((3, 6, n, 1, 1, 1), generator)[:, :, keep].float().to(device)
+    cy, cx = (p[:, 0] - 0.5) * h / max(h, w), (p[:, 1] - 0.5) * w / max(h, w)
+    ay, ax = 0.1 + 0.35 * p[:, 2], 0.1 + 0.35 * p[:, 3]
+    th = p[:, 4] * math.pi
+    cos, sin = torch.stack([torch.cos(a) for a in th]), torch.stack([torch.sin(a) for a in th])
+    dy, dx = yy - cy, xx - cx
+    u = dx * cos + dy * sin
+    v = -dx * sin + dy * cos
+    r = torch.sqrt((u / ax) ** 2 + (v / ay) ** 2)
+    z = (1.0 - r) * (4.0 + 12.0 * p[:, 5])
+    out = torch.zeros(k, 1, h, w, device=device)
     for i in range(3):
-        p = _rand((6, n, 1, 1, 1), generator)[:, keep].float().to(device)
-        cy, cx = (p[0] - 0.5) * h / max(h, w), (p[1] - 0.5) * w / max(h, w)
-        ay, ax = 0.1 + 0.35 * p[2], 0.1 + 0.35 * p[3]
-        th = p[4] * math.pi
-        dy, dx = yy - cy, xx - cx
-        u = dx * torch.cos(th) + dy * torch.sin(th)
-        v = -dx * torch.sin(th) + dy * torch.cos(th)
-        r = torch.sqrt((u / ax) ** 2 + (v / ay) ** 2)
-        blob = torch.sigmoid((1.0 - r) * (4.0 + 12.0 * p[5]))
-        out = torch.where(count > i, torch.maximum(out, blob), out)
+        out = torch.where(count > i, torch.maximum(out, torch.sigmoid(z[i])), out)
     return out
 
 

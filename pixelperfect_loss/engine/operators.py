@@ -13,6 +13,7 @@ given in its docstring). Random draws (noise, angles, scale choices) come from
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -261,19 +262,27 @@ _Q_CHROMA = (17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24,
 def _dct_matrix(like: Tensor) -> Tensor:
     """kron(D, D) (64 x 64) of the orthonormal 8-point DCT-II matrix D (rows: frequencies): the
     coefficients of a row-major flattened 8 x 8 block b are ``kron(D, D) @ b`` (= D @ block @ D.T)."""
-    k = torch.arange(8, dtype=torch.float64).view(8, 1)
-    i = torch.arange(8, dtype=torch.float64).view(1, 8)
-    d = torch.cos((2 * i + 1) * k * math.pi / 16) * math.sqrt(2 / 8)
-    d[0] = math.sqrt(1 / 8)
-    return torch.kron(d, d).to(device=like.device, dtype=like.dtype)
+    return _constant("dct", like.device, like.dtype)
 
 
-def _quant_tables(quality: Tensor, base: tuple[int, ...]) -> Tensor:
-    """(N, 8, 8) tables of the IJG quality scaling (quality 1..100, 50 = the standard's tables)."""
+@functools.lru_cache(maxsize=None)
+def _constant(name: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The codec's constant tables, made once per device and dtype (never written to)."""
+    if name == "dct":
+        k = torch.arange(8, dtype=torch.float64).view(8, 1)
+        i = torch.arange(8, dtype=torch.float64).view(1, 8)
+        d = torch.cos((2 * i + 1) * k * math.pi / 16) * math.sqrt(2 / 8)
+        d[0] = math.sqrt(1 / 8)
+        return torch.kron(d, d).to(device=device, dtype=dtype)
+    return torch.tensor(_Q_LUMA if name == "luma" else _Q_CHROMA, device=device, dtype=dtype).view(1, 8, 8)
+
+
+def _quant_tables(quality: Tensor, base: str) -> Tensor:
+    """(N, 8, 8) tables of the IJG quality scaling (quality 1..100, 50 = the standard's tables) of the
+    standard's ``base`` table, "luma" or "chroma"."""
     q = quality.clamp(1, 100).view(-1, 1, 1)
     scale = torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
-    t = torch.tensor(base, device=q.device, dtype=q.dtype).view(1, 8, 8)
-    return torch.floor((t * scale + 50.0) / 100.0).clamp(1, 255)
+    return torch.floor((_constant(base, q.device, q.dtype) * scale + 50.0) / 100.0).clamp(1, 255)
 
 
 def _code_plane(p: Tensor, tables: Tensor, dct: Tensor) -> Tensor:
@@ -288,6 +297,12 @@ def _code_plane(p: Tensor, tables: Tensor, dct: Tensor) -> Tensor:
     q = tables.view(n, 1, 64)
     blocks = (torch.round(coef / q) * q) @ dct
     return blocks.view(n, h // 8, w // 8, 8, 8).transpose(2, 3).reshape(n, h, w)
+
+
+def _means2x2(x: Tensor) -> Tensor:
+    """Means of 2x2 blocks (even H, W), summed in the order ``F.avg_pool2d(x, 2)`` sums them: the same
+    values to the bit (tested), in about half its time on a CPU."""
+    return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 4
 
 
 def jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
@@ -311,12 +326,12 @@ def jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-    chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2)
+    chroma = _means2x2(torch.stack([cb, cr], 1))
     dct = _dct_matrix(x)
     quality = quality.to(x.dtype)
-    y = _code_plane(y - 128.0, _quant_tables(quality, _Q_LUMA), dct) + 128.0
+    y = _code_plane(y - 128.0, _quant_tables(quality, "luma"), dct) + 128.0
     hc, wc = chroma.shape[-2:]
-    tc = _quant_tables(quality, _Q_CHROMA).repeat_interleave(2, 0)
+    tc = _quant_tables(quality, "chroma").repeat_interleave(2, 0)
     chroma = _code_plane(chroma.reshape(2 * n, hc, wc), tc, dct).view(n, 2, hc, wc)
     cb, cr = F.interpolate(chroma, scale_factor=2.0, mode="bilinear", align_corners=False).unbind(1)
     rgb = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1) / 255.0

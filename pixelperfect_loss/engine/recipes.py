@@ -45,6 +45,10 @@ TWO_SIDED = frozenset({"brightness", "contrast", "saturation", "warmth", "tint"}
 ORDER: tuple[str, ...] = ("brightness", "contrast", "saturation", "warmth", "tint", "blur", "noise", "jpeg")
 #: Probability of the negative sign when the engine applies a channel directly (before swapping).
 _P_NEGATIVE = {"blur": 0.3, "noise": 0.0, "jpeg": 0.0}
+# Per channel, in CHANNELS order: that probability (0.5 for the two-sided channels) and the operator counts per sign.
+_P_NEG = torch.tensor([0.5 if c in TWO_SIDED else _P_NEGATIVE[c] for c in CHANNELS], dtype=torch.float64)
+_K_POS, _K_NEG = (torch.tensor([len(OPERATORS.get((c, sg), ())) for c in CHANNELS], dtype=torch.float64)
+                  for sg in (1, -1))
 
 
 class Triplets(NamedTuple):
@@ -95,18 +99,12 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
     rank = order.argsort(dim=1)
     chosen = rank < count[:, None]
     u_sign, u_var, u_t = _rand((n, c), generator), _rand((n, c), generator), _rand((n, c), generator)
-    sign = torch.zeros(n, c, dtype=torch.long)
+    s = torch.where(u_sign < _P_NEG, -1, 1)  # every channel at once (one channel at a time: 8x the calls)
+    sign = torch.where(chosen, s, 0)
     variant = torch.zeros(n, c, dtype=torch.long)
-    for name in CHANNELS:
-        i = INDEX[name]
-        p_neg = 0.5 if name in TWO_SIDED else _P_NEGATIVE[name]
-        s = torch.where(u_sign[:, i] < p_neg, -1, 1)
-        sign[:, i] = torch.where(chosen[:, i], s, 0)
-        for sg in (1, -1):
-            k = len(OPERATORS.get((name, sg), ()))
-            if k:
-                v = (u_var[:, i] * k).floor().long().clamp(max=k - 1)
-                variant[:, i] = torch.where(s == sg, v, variant[:, i])
+    for sg, k in ((1, _K_POS), (-1, _K_NEG)):  # the variant's draw for the sign drawn, 0 where it has none
+        v = torch.minimum((u_var * k).floor().long(), k.long() - 1)
+        variant = torch.where((s == sg) & (k > 0), v, variant)
     strength = torch.where(chosen, min_strength + (1 - min_strength) * u_t, 0.0)
     masks = random_masks(n * c, h, w, generator, keep=chosen.flatten(), device=device,
                          dtype=dtype).view(n, c, h, w)  # one call: cheaper
@@ -126,6 +124,7 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
     x = clean.clone()
     strength = (recipe.strength.to(x.device) * torch.as_tensor(scale, device=x.device)).to(x.dtype)
     signs, variants = recipe.sign.tolist(), recipe.variant.tolist()  # plain lists: cheap grouping
+    masks = recipe.masks.to(x.device, x.dtype)
     for name in ORDER:
         i = INDEX[name]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -140,8 +139,8 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
                 t = strength[sel, i]
                 xs = x.index_select(0, sel)
                 y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
-                m = recipe.masks[sel, i:i + 1].to(x.device, x.dtype)
-                x.index_copy_(0, sel, torch.lerp(xs, y, m))  # exactly xs where m == 0, y where m == 1
+                m = masks[:, i:i + 1].index_select(0, sel)
+                x.index_copy_(0, sel, torch.lerp(xs, y, m, out=y))  # exactly xs where m == 0, y where m == 1
     return x
 
 
