@@ -28,7 +28,7 @@ CROSS_WEIGHT = 5.0
 #: peak learning rate of the predictor's first phase. At 2e-3, 2 of 4 seeds had lost units (1/16 features past the
 #: bound, silent SiLU units) by step 1,500, among them the default seed; at 1e-3, 0 of 5 (weights/README.md, "Recipe")
 LR = 1e-3
-REUSE = 1  # fresh engine batches: predictors trained with reuse 2 and 4 were worse (weights/README.md)
+REUSE = 1  # fresh engine batches: with reuse 2 (clean rerun 2026-11-23) and 4, predictors were worse (weights/README.md)
 WORKERS = 0  # on the CPU the engine runs in the training process: measured faster than in 1 worker process
 
 
