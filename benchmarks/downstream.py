@@ -18,7 +18,9 @@ the ``downstream`` section of ``benchmarks/RESULTS.md``; models and per-task JSO
 The denoiser's L1, L1+blur and L1+blur+noise runs are repeated with ``--seeds`` further training
 seeds (default 4: other crops, noise and initial weights), because one seed can mislead: with the v5
 predictor, the blur+noise loss cost 0.23 dB at seed 0 and over 2 dB at two of the next four seeds.
-The section ends with a table per seed and how many seeds were gamed.
+The section ends with a table per seed and how many seeds were gamed. ``--sweep`` (default 0.03 and 0.05) adds
+the denoiser's L1+blur+noise loss at other weights, trained at each of those seeds: how strong a
+weight of that pair is sound.
 
 In the table a trained output is flagged **gamed?** when its HF ratio (geometric mean over images)
 exceeds 1.3 (noisier / over-sharpened than the ground truth; also shown for L1, where it means
@@ -36,7 +38,8 @@ Time: the two tasks run in parallel processes (``--jobs 2``, one thread each). M
 per training step (batch 8 of 64x64, one thread, 2-core AMD EPYC): about 0.03 s (L1) and 0.05-0.06 s
 (with PixelPerfectLoss) for either task, i.e. about 0.2 s per step for each task's four runs, plus
 about 0.1 s per evaluated image; each further seed adds three denoiser runs (about 0.12 s per step).
-The default 3000 steps and 4 further seeds took 22-23 minutes of wall time on 2 idle cores. ``--quick``
+The default 3000 steps, 4 further seeds and the two swept weights took 30 minutes of wall time on 2
+idle cores (22-23 without the sweep). ``--quick``
 (20 steps, 32x32 crops, 2 images per folder at 64x64, no further seed) took 6 s of work (11 s with
 start-up) and writes nothing into ``benchmarks/`` (figure, models and JSON go to
 ``runs/downstream-quick``).
@@ -97,22 +100,30 @@ def gamed_by(base: dict, m: dict) -> str | None:
     return None
 
 
-def seed_rows(reports: list[dict], folders: list[str], labels: dict) -> tuple[list[str], dict[str, int]]:
+def seed_rows(reports: list[dict], folders: list[str], labels: dict,
+              sweep: list[tuple[str, dict[int, dict]]] = ()) -> tuple[list[str], dict[str, int]]:
     """Rows of the seed table (per report of :data:`SEED_CHECK`, one per loss against L1) and, per loss, how
-    many seeds were gamed (:func:`gamed_by`, as in the verdict)."""
+    many seeds were gamed (:func:`gamed_by`, as in the verdict). ``sweep`` adds, per (label, {seed: result}),
+    one row per seed for a loss trained with another weight, against the L1 run of the same seed."""
     rows, gamed = [], {v: 0 for v in SEED_CHECK[1][1:]}
     keys = ("psnr", "blur", "noise", "other", "hf_ratio")
+
+    def row(seed: int, label: str, base: dict, result: dict) -> bool:
+        m = {k: pooled(result, folders, k) for k in keys}
+        bad = gamed_by(base, m) is not None
+        rows.append(f"| {seed} | {label} | {base['psnr']:.2f} | {m['psnr']:.2f} | {m['psnr'] - base['psnr']:+.2f} | "
+                    f"{base['hf_ratio']:.3f} -> {m['hf_ratio']:.3f} | {base['blur']:+.3f} -> {m['blur']:+.3f} | "
+                    f"{m['other']:.3f} | {'**gamed**' if bad else ''} |")
+        return bad
+
+    bases = {}
     for rep in reports:
         res, seed = rep["results"], rep["config"]["seed"]
-        base = {k: pooled(res["l1"], folders, k) for k in keys}
-        for variant in gamed:
-            m = {k: pooled(res[variant], folders, k) for k in keys}
-            d = m["psnr"] - base["psnr"]
-            bad = gamed_by(base, m) is not None
-            gamed[variant] += bad
-            rows.append(f"| {seed} | {labels.get(variant, variant)} | {base['psnr']:.2f} | {m['psnr']:.2f} | {d:+.2f} | "
-                        f"{base['hf_ratio']:.3f} -> {m['hf_ratio']:.3f} | {base['blur']:+.3f} -> {m['blur']:+.3f} | "
-                        f"{m['other']:.3f} | {'**gamed**' if bad else ''} |")
+        bases[seed] = {k: pooled(res["l1"], folders, k) for k in keys}
+        for variant in SEED_CHECK[1][1:]:
+            gamed[variant] += row(seed, labels.get(variant, variant), bases[seed], res[variant])
+    for label, by_seed in sweep:
+        gamed[label] = sum(row(seed, label, bases[seed], by_seed[seed]) for seed in sorted(by_seed))
     return rows, gamed
 
 
@@ -188,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="models and JSON (default runs/downstream[-quick])")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per task (default 1, see the docstring)")
     ap.add_argument("--jobs", type=int, default=2, help="tasks trained at the same time, in separate processes")
+    ap.add_argument("--sweep", type=float, nargs="*", default=[0.03, 0.05],
+                    help="further weights (lambda) of the denoiser's L1+blur+noise loss, each trained at every seed of "
+                         "the seed check and compared with L1 of the same seed (default 0.03 0.05; none: --sweep)")
     ap.add_argument("--seeds", type=int, default=None,
                     help="further training seeds (seed+1 ..) for the denoiser's L1, L1+blur and L1+blur+noise runs, to "
                          "see whether a gamed or a sound result holds across seeds (default 4, quick 0)")
@@ -209,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(task, kwargs, None) for task in ex.TASKS] + [
         (SEED_CHECK[0], {**kwargs, "seed": args.seed + i, "out": None, "keep": 0}, SEED_CHECK[1])
         for i in range(1, extra + 1)]
+    for lam in args.sweep:
+        if not math.isfinite(lam) or lam <= 0:
+            ap.error(f"--sweep: expected positive weights, got {lam}")
+        jobs += [(SEED_CHECK[0], {**kwargs, "seed": args.seed + i, "lam": lam, "out": None, "keep": 0}, ("blur+noise",))
+                 for i in range(extra + 1)]
     tasks, kws, losses = zip(*jobs)
     if args.jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(jobs)),
@@ -216,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             done = list(pool.map(_run_task, tasks, kws, [args.threads] * len(jobs), losses))
     else:
         done = [_run_task(t, k, args.threads, ls) for t, k, ls in jobs]
-    reports, seed_reports = done[:len(ex.TASKS)], done[len(ex.TASKS):]
+    reports, seed_reports = done[:len(ex.TASKS)], done[len(ex.TASKS):len(ex.TASKS) + extra]
+    swept = done[len(ex.TASKS) + extra:]
+    sweep = [(f"L1+blur+noise, lambda {lam:g}",
+              {r["config"]["seed"]: r["results"]["blur+noise"] for r in swept[j * (extra + 1):(j + 1) * (extra + 1)]})
+             for j, lam in enumerate(args.sweep)]
     total = time.perf_counter() - start
     figure = out / "downstream.png" if args.quick else FIGURE
     ex.side_by_side([row for rep in reports for row in rep["figure_rows"]], figure, crop=min(64, eval_size),
@@ -246,25 +269,28 @@ def main(argv: list[str] | None = None) -> int:
           f"Flag: HF ratio > {GAMED_HF} (any trained output) or PSNR drop > {GAMED_PSNR_DB:g} dB vs L1. Total time {total / 60:.1f} min. "
           f"Side-by-side crops: `benchmarks/downstream.png`.\n\n{head}\n" + "\n".join(rows)
           + "\n\n### Verdict\n\n" + "\n".join(lines) + "\n")
-    if seed_reports:
+    if seed_reports or sweep:
         main_rep = next(r for r in reports if r["task"] == SEED_CHECK[0])
         folders = list(main_rep["results"]["input"])
-        srows, gamed = seed_rows([main_rep] + seed_reports, folders, labels)
+        srows, gamed = seed_rows([main_rep] + seed_reports, folders, labels, sweep)
         n = 1 + len(seed_reports)
+        swept_note = (" and L1+blur+noise with lambda " + ", ".join(f"{lam:g}" for lam in args.sweep)
+                      + f" (the rows below those of lambda {args.lam:g})") if sweep else ""
         md += (f"\n### Across training seeds: {SEED_CHECK[0]}\n\n"
-               f"L1, L1+blur and L1+blur+noise (default guard) trained with seeds {args.seed} (the table above) to "
-               f"{args.seed + extra} (other crops, noise and initial weights; everything else as above), pooled over all "
+               f"L1, L1+blur and L1+blur+noise (default guard){swept_note} trained with seeds {args.seed} (the table "
+               f"above) to {args.seed + extra} (other crops, noise and initial weights; everything else as above), pooled over all "
                f"images; gamed as in the verdict (PSNR drop above {GAMED_PSNR_DB:g} dB against L1 of the same seed, or HF "
                f"ratio above {GAMED_HF} and 5% above L1's).\n\n"
                "| seed | loss | L1 PSNR | its PSNR | dPSNR | HF ratio (L1 -> it) | blur map (L1 -> it) | other |map| | flag |\n"
                "|---:|---|---:|---:|---:|---|---|---:|---|\n" + "\n".join(srows) + "\n\n"
-               + "; ".join(f"**{labels[v]}: gamed in {k} of {n} seeds**" for v, k in gamed.items()) + ".\n")
+               + "; ".join(f"**{labels.get(v, v)}: gamed in {k} of {n} seeds**" for v, k in gamed.items()) + ".\n")
     print(md)
     print(f"wrote {figure} (models and JSON in {out}); total {total:.1f} s")
     if not args.quick:
         cmd = "python -m benchmarks.downstream" + (f" --steps {args.steps}" if args.steps is not None else "") + (
             f" --threads {args.threads}" if args.threads != 1 else "") + (f" --jobs {args.jobs}" if args.jobs != 2 else "") + (
-            f" --seeds {args.seeds}" if args.seeds is not None else "")
+            f" --seeds {args.seeds}" if args.seeds is not None else "") + (
+            " --sweep " + " ".join(f"{lam:g}" for lam in args.sweep) if args.sweep != [0.03, 0.05] else "")
         write_section("downstream", md, cmd)
     return 0
 

@@ -12,7 +12,9 @@ Measures, on batches of 16 random crops of the embedded images:
 - the engine's JPEG codec against kornia's differentiable codec (its predecessor) on one batch;
 - its two closed-form colour operators (HSV saturation, chroma noise) against the same operations
   through kornia's colour conversions and gaussian filter (their predecessors);
+- the random crops that feed the engine (``RandomCrops.batch``), timed with it: the data share of a step;
 - ``make_triplets`` at 32x32, where the pixel work is negligible: what calling its small operations costs;
+- ``make_triplets`` on four batches' crops in one call against four calls;
 - ``make_ranked_sets(clean, 4)`` at size 128: seconds per set.
 
 Run from the repository root:
@@ -59,12 +61,14 @@ def measure(images: list[torch.Tensor], size: int, batch: int, repeats: int,
         loss.backward()
         opt.step()
 
-    # Interleaved, one call of each per round, so that a slow spell of the machine hits both alike.
-    engine_s, step_s = [], []
+    crops = RandomCrops(images, size=size, seed=1)
+    # Interleaved, one call of each per round, so that a slow spell of the machine hits all alike.
+    crops_s, engine_s, step_s = [], [], []
     for r in range(repeats):
+        crops_s.append(time_call(lambda: crops.batch(r * batch, batch), 1, warmup=int(r == 0)))
         engine_s.append(time_call(lambda: make_triplets(clean, g), 1, warmup=int(r == 0)))
         step_s.append(time_call(train_step, 1, warmup=int(r == 0)))
-    return {"engine": statistics.median(engine_s), "step": statistics.median(step_s)}
+    return {"crops": statistics.median(crops_s), "engine": statistics.median(engine_s), "step": statistics.median(step_s)}
 
 
 OVERLAP_STEPS = 30
@@ -133,15 +137,19 @@ def main(argv: list[str] | None = None) -> None:
     fresh_note, reuse_note = (shipped, "") if SHIPPED_REUSE == 1 else ("", shipped)
     lines = [f"Device: {dev}{f' ({torch.cuda.get_device_name(dev)})' if dev.startswith('cuda') else ''}. "
              f"Batch {batch}, median of {repeats} after 1 warm-up.", "",
-             f"| size | make_triplets s | triplets/s | train step s | engine share, in the training process, fresh batch every step{fresh_note} "
-             f"| engine share with `--reuse {REUSE}`{reuse_note} |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             f"| size | crops s | make_triplets s | triplets/s | train step s | engine share, in the training process, "
+             f"fresh batch every step{fresh_note} | data share (crops + engine) | data share with `--reuse {REUSE}`{reuse_note} |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in sizes:
         r = measure(images, size, batch, repeats, dev)
         share = r["engine"] / (r["engine"] + r["step"])
-        reused = r["engine"] / REUSE / (r["engine"] / REUSE + r["step"])
-        lines.append(f"| {size} | {r['engine']:.4f} | {batch / r['engine']:.1f} | "
-                     f"{r['step']:.4f} | **{share:.0%}** | {reused:.0%} |")
+        data = r["crops"] + r["engine"]
+        reused = data / REUSE / (data / REUSE + r["step"])
+        lines.append(f"| {size} | {r['crops']:.4f} | {r['engine']:.4f} | {batch / r['engine']:.1f} | "
+                     f"{r['step']:.4f} | **{share:.0%}** | **{data / (data + r['step']):.0%}** | {reused:.0%} |")
+    lines += ["", "crops: `RandomCrops(...).batch` of the batch, a new item range each round (random square crops "
+                  "down-scaled by up to 2x with antialiasing, flipped; the embedded images are 256x384, so at 256 "
+                  "they are cropped only, never down-scaled); data share = (crops + make_triplets) / (that + step)."]
 
     crop = 128 if not args.quick else 64
     lines += ["", f"Wall time per step of the real training loop `train_predictor` (engine included, crop {crop}, "
@@ -193,6 +201,17 @@ def main(argv: list[str] | None = None) -> None:
     lines += ["", f"`make_triplets` on {batch} crops of 32x32, where the pixel work is negligible: {tiny_s:.4f} s, "
                   f"{tiny_s / big_s:.0%} of its {big_s:.4f} s at {size}x{size} in the same run: the cost of calling "
                   "its many small torch operations."]
+    if not args.quick:  # does one engine call for several steps' samples (all fresh) save calling overhead?
+        wide = RandomCrops(images, size=size).batch(0, 4 * batch).to(dev)
+        fours, onces = [], []
+        for r in range(repeats):  # interleaved: timed one after the other, they differed by 40% in either direction
+            fours.append(time_call(lambda: [make_triplets(wide[i * batch:(i + 1) * batch], g) for i in range(4)], 1,
+                                   warmup=int(r == 0)))
+            onces.append(time_call(lambda: make_triplets(wide, g), 1, warmup=int(r == 0)))
+        four, once = statistics.median(fours), statistics.median(onces)
+        lines += ["", f"`make_triplets` on {4 * batch} crops of {size}x{size} in one call: {once:.4f} s, "
+                      f"{once / four:.2f}x the time of four calls on {batch} ({four:.4f} s, interleaved): what one engine "
+                      "call shared by four steps (each sample still seen once) would save."]
     ranked_s = time_call(lambda: make_ranked_sets(clean, k, g), repeats)
     lines += ["", f"`make_ranked_sets(clean, {k})` at size {size}: {ranked_s / batch * 1e3:.1f} ms "
                   f"per set ({ranked_s:.4f} s per batch of {batch})."]

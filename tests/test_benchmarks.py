@@ -91,6 +91,16 @@ def test_downstream_seed_table_counts_the_gamed_seeds():
     assert rows[1].startswith("| 0 | BN |") and "**gamed**" not in rows[1]
     assert "| -2.50 |" in rows[3] and rows[3].endswith("**gamed** |") and rows[5].endswith("**gamed** |")
 
+    # a loss trained with another weight: each seed against L1 of that same seed
+    swept = {1: report(1, (0, 1), (25.9, 0.7))["results"]["blur+noise"], 0: report(0, (0, 1), (26.5, 0.6))["results"]["blur+noise"]}
+    l1 = report(0, (27.1, 0.5), (26.8, 0.7))
+    l1b = report(1, (26.9, 0.6), (24.5, 0.8))
+    l1b["results"]["l1"]["a"]["psnr"] = 27.2
+    rows, gamed = seed_rows([l1, l1b], ["a"], {"blur": "B", "blur+noise": "BN"}, [("BN, lambda 0.05", swept)])
+    assert gamed == {"blur": 0, "blur+noise": 1, "BN, lambda 0.05": 1}
+    assert rows[4].startswith("| 0 | BN, lambda 0.05 | 27.00 | 26.50 | -0.50 |") and "**gamed**" not in rows[4]
+    assert rows[5].startswith("| 1 | BN, lambda 0.05 | 27.20 | 25.90 | -1.30 |") and rows[5].endswith("**gamed** |")
+
 
 def test_unit_watch_finds_silent_and_runaway_units():
     import torch
