@@ -19,7 +19,7 @@ import re
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -69,6 +69,16 @@ def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Median seconds of each of ``fns`` over ``repeats`` rounds of one call of each, in turn (after one
+    warm-up call each), so that a slow spell of the machine hits them all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        for fn, t in zip(fns, times):
+            t.append(time_call(fn, 1, warmup=int(r == 0)))
+    return [statistics.median(t) for t in times]
 
 
 def peak_memory(fn: Callable[[], object], device: str = "cpu",

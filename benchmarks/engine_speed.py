@@ -29,6 +29,7 @@ generator, as in training) and writes its own section, ``engine_speed_cuda``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 
@@ -36,7 +37,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import time_call, write_section
+from benchmarks.common import time_call, time_interleaved, write_section
 from pixelperfect_loss.data import RandomCrops, embedded_images
 from pixelperfect_loss.engine import make_ranked_sets, make_triplets
 from pixelperfect_loss.engine.operators import chroma_noise, jpeg_codec, saturation_hsv
@@ -61,14 +62,10 @@ def measure(images: list[torch.Tensor], size: int, batch: int, repeats: int,
         loss.backward()
         opt.step()
 
-    crops = RandomCrops(images, size=size, seed=1)
-    # Interleaved, one call of each per round, so that a slow spell of the machine hits all alike.
-    crops_s, engine_s, step_s = [], [], []
-    for r in range(repeats):
-        crops_s.append(time_call(lambda: crops.batch(r * batch, batch), 1, warmup=int(r == 0)))
-        engine_s.append(time_call(lambda: make_triplets(clean, g), 1, warmup=int(r == 0)))
-        step_s.append(time_call(train_step, 1, warmup=int(r == 0)))
-    return {"crops": statistics.median(crops_s), "engine": statistics.median(engine_s), "step": statistics.median(step_s)}
+    crops, start = RandomCrops(images, size=size, seed=1), itertools.count(0, batch)  # new crops every call
+    times = time_interleaved([lambda: crops.batch(next(start), batch), lambda: make_triplets(clean, g), train_step],
+                             repeats)
+    return dict(zip(("crops", "engine", "step"), times))
 
 
 OVERLAP_STEPS = 30
@@ -203,12 +200,9 @@ def main(argv: list[str] | None = None) -> None:
                   "its many small torch operations."]
     if not args.quick:  # does one engine call for several steps' samples (all fresh) save calling overhead?
         wide = RandomCrops(images, size=size).batch(0, 4 * batch).to(dev)
-        fours, onces = [], []
-        for r in range(repeats):  # interleaved: timed one after the other, they differed by 40% in either direction
-            fours.append(time_call(lambda: [make_triplets(wide[i * batch:(i + 1) * batch], g) for i in range(4)], 1,
-                                   warmup=int(r == 0)))
-            onces.append(time_call(lambda: make_triplets(wide, g), 1, warmup=int(r == 0)))
-        four, once = statistics.median(fours), statistics.median(onces)
+        # interleaved: timed one after the other, the two differed by 40% in either direction
+        four, once = time_interleaved([lambda: [make_triplets(wide[i * batch:(i + 1) * batch], g) for i in range(4)],
+                                       lambda: make_triplets(wide, g)], repeats)
         lines += ["", f"`make_triplets` on {4 * batch} crops of {size}x{size} in one call: {once:.4f} s, "
                       f"{once / four:.2f}x the time of four calls on {batch} ({four:.4f} s, interleaved): what one engine "
                       "call shared by four steps (each sample still seen once) would save."]

@@ -186,3 +186,12 @@ def test_independent_cases_that_change_no_pixel_are_not_counted():
     # Pillow Color and OpenCV HSV saturation, up and down, on the grey photo; nothing on the colour one
     assert skipped == 4 and counted + skipped == 2 * cases
     assert 0.0 <= metrics["independent_right"] <= 1.0
+
+
+def test_time_interleaved_alternates_the_calls_and_returns_one_median_each():
+    from benchmarks.common import time_interleaved
+
+    calls = []
+    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], 3)
+    assert len(times) == 2 and all(t >= 0 for t in times)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 2  # a warm-up call of each in the first round only
