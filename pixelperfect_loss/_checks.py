@@ -11,13 +11,17 @@ from torch import Tensor
 
 #: Smallest height and width accepted by the networks (pixels).
 MIN_SIZE = 16
+#: Values this far outside [0, 1] (or 4 units in the last place of the dtype, if more) pass the range check:
+#: float rounding, e.g. a normalised blur of a white region, gives 1 + 1.2e-7 in float32.
+RANGE_TOLERANCE = 1e-6
 
 
 def check_image(x: object, name: str = "image", *, min_size: int = 1, check_range: bool = True) -> Tensor:
     """Validate one image batch and return it as (N, 3, H, W).
 
     Accepts float tensors of shape (N, C, H, W) with C = 3 (RGB) or C = 1
-    (gray, replicated to RGB), values in [0, 1].
+    (gray, replicated to RGB), values in [0, 1] (up to :data:`RANGE_TOLERANCE` of float rounding);
+    ``check_range=False`` skips both the range check and the NaN / Inf check.
 
     Example:
         >>> check_image(torch.rand(2, 1, 32, 32)).shape
@@ -43,8 +47,9 @@ def check_image(x: object, name: str = "image", *, min_size: int = 1, check_rang
             lo, hi = float(lo), float(hi)
         if lo != lo or hi != hi or abs(lo) == float("inf") or abs(hi) == float("inf"):
             raise ValueError(f"{name}: contains NaN or Inf values")
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{name}: expected values in [0, 1], got range [{lo:.4g}, {hi:.4g}]"
+        tol = max(RANGE_TOLERANCE, 4 * torch.finfo(x.dtype).eps)  # rounding, e.g. a normalised blur of ones
+        if lo < -tol or hi > 1.0 + tol:
+            raise ValueError(f"{name}: expected values in [0, 1], got range [{lo:.9g}, {hi:.9g}]"
                              " (for images in [-1, 1] pass (x + 1) / 2; pass check_range=False to skip this check)")
     if c == 1:
         x = x.expand(n, 3, h, w)

@@ -7,7 +7,8 @@ A positive value means the *image* has more of the channel than the
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable
+from typing import Sequence
 
 CHANNELS: tuple[str, ...] = (
     "blur",
@@ -50,6 +51,9 @@ def channel_indices(channels: Iterable[str] | str | None) -> list[int]:
         return list(range(len(CHANNELS)))
     if isinstance(channels, str):
         channels = [channels]
+    if not isinstance(channels, Iterable) or isinstance(channels, (bytes, dict)):
+        raise TypeError(f"channels: expected a channel name or a list of names ({', '.join(CHANNELS)}), "
+                        f"got {type(channels).__name__}")
     names: Sequence[str] = list(channels)
     if len(names) == 0:
         raise ValueError("channels: expected at least one channel name, got an empty list")

@@ -7,6 +7,7 @@ your own. Inputs are checked (:mod:`pixelperfect_loss._checks`) before any convo
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping, Sequence
 
 import torch
@@ -49,7 +50,11 @@ def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool
     cover the image), which is what the loss averages: the same information, without computing and
     storing full-resolution maps.
     """
-    p = next(net.parameters())
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net: expected a torch.nn.Module (a DistortionPredictor), got {type(net).__name__}")
+    p = next(net.parameters(), None)
+    if p is None:
+        raise TypeError(f"net: expected a DistortionPredictor (a module with parameters), got {type(net).__name__}")
     if p.device != reference.device:
         raise ValueError(f"net is on {p.device} but the images are on {reference.device}; "
                          f"move one of them (e.g. loss_fn.to({str(reference.device)!r}))")
@@ -102,6 +107,10 @@ def check_loss_options(channels: Sequence[str] | str | None,
     if isinstance(weights, Mapping) and channels is None:  # the mapping's keys pick the channels
         if not weights:
             raise ValueError("weights: expected at least one channel name in the mapping, got an empty mapping")
+        bad = [k for k in weights if not isinstance(k, str) or k not in CHANNELS]
+        if bad:
+            raise ValueError(f"weights: unknown channel {bad[0]!r} in the mapping's keys; valid channels are "
+                             f"{', '.join(CHANNELS)}")
         channels = list(weights)
     idx = channel_indices(channels)
     if isinstance(weights, Mapping):
@@ -110,8 +119,11 @@ def check_loss_options(channels: Sequence[str] | str | None,
             raise ValueError(f"weights: keys must be selected channel names ({', '.join(CHANNELS[i] for i in idx)}), "
                              f"got {extra[0]!r}")
         weights = [weights.get(CHANNELS[i], 1.0) for i in idx]
-    if isinstance(guard, bool) or not isinstance(guard, (int, float)):
+    if isinstance(guard, Tensor) and guard.numel() == 1 and guard.dtype.is_floating_point:
+        guard = float(guard)
+    if isinstance(guard, bool) or not isinstance(guard, numbers.Real):
         raise TypeError(f"guard: expected a non-negative float, got {type(guard).__name__}")
+    guard = float(guard)
     if not math.isfinite(guard) or guard < 0:
         raise ValueError(f"guard: expected a finite non-negative float, got {guard!r}")
     if direction not in DIRECTIONS:
@@ -123,7 +135,8 @@ def check_loss_options(channels: Sequence[str] | str | None,
         if isinstance(weights, str) or (isinstance(weights, Tensor) and weights.dtype == torch.bool):
             raise TypeError(f"weights: expected numbers or a mapping from channel name to number, got {weights!r}")
         try:
-            w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+            w = torch.as_tensor(weights.detach() if isinstance(weights, Tensor) else weights,
+                                dtype=torch.float64).flatten().cpu()
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"weights: expected numbers or a mapping from channel name to number, "
                             f"got {type(weights).__name__}: {weights!r}") from None
@@ -131,6 +144,9 @@ def check_loss_options(channels: Sequence[str] | str | None,
             raise ValueError(f"weights: expected {len(idx)} values (one per selected channel), got {w.numel()}")
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError(f"weights: expected finite non-negative values, got {w.tolist()}")
+        if not bool((w > 0).any()):
+            raise ValueError(f"weights: expected at least one positive weight (with all zero only the guard term is left), "
+                             f"got {w.tolist()}")
     full = torch.zeros(len(CHANNELS), dtype=torch.float64)
     full[idx] = w
     return full.float()

@@ -81,25 +81,32 @@ class PixelPerfect(nn.Module):
     def features(self, reference: Tensor, image: Tensor, name: str = "image") -> Tensor:
         """(N, 32) scorer features: map features (mean + and - part per channel), then generic ones."""
         ref, img = self._pair(reference, image, name)
-        return scorer_features(run_predictor(self.predictor, ref, img, lowres=True), ref, img)
+        return self._features(ref, img).to(ref.dtype)
 
-    def score(self, reference: Tensor, image: Tensor) -> Tensor:
+    def _features(self, ref: Tensor, img: Tensor) -> Tensor:
+        # in at least float32 whatever the inputs' and the networks' dtype: in float16 the generic features'
+        # smooth absolute value is not 0 at 0, and an identical image scored -0.11 instead of 0
+        maps = run_predictor(self.predictor, ref, img, lowres=True, cast=False)
+        return scorer_features(maps.to(torch.promote_types(maps.dtype, torch.float32)), ref, img)
+
+    def score(self, reference: Tensor, image: Tensor, name: str = "image") -> Tensor:
         """(N,) relational score: 0 for an identical image, lower is worse. Differentiable."""
-        feats = self.features(reference, image)
+        ref, img = self._pair(reference, image, name)
+        feats = self._features(ref, img)
         p = next(self.scorer.parameters())
-        return self.scorer(feats.to(p.dtype)).to(feats.dtype)
+        return self.scorer(feats.to(p.dtype)).to(ref.dtype)
 
     def rank(self, reference: Tensor, images: Sequence[Tensor]) -> Tensor:
         """(N, K) indices into ``images``, best first, for each sample of the batch."""
         if isinstance(images, Tensor) or len(images) == 0:
             raise TypeError("images: expected a non-empty list of image tensors, one per candidate")
         with torch.no_grad():
-            scores = torch.stack([self.score(reference, im) for im in images], 1)
+            scores = torch.stack([self.score(reference, im, f"images[{k}]") for k, im in enumerate(images)], 1)
         return torch.argsort(scores, dim=1, descending=True, stable=True)
 
     def compare(self, reference: Tensor, a: Tensor, b: Tensor) -> Tensor:
         """(N,) probability that ``a`` is better than ``b``; ``compare(r, a, b) + compare(r, b, a) == 1``."""
-        d = self.score(reference, a) - self.score(reference, b)
+        d = self.score(reference, a, "a") - self.score(reference, b, "b")
         # evaluate the sigmoid on the non-negative side only, so that the two orders sum to 1 exactly
         return torch.where(d >= 0, torch.sigmoid(d.abs()), 1 - torch.sigmoid(d.abs()))
 
@@ -108,7 +115,7 @@ class PixelPerfect(nn.Module):
         (fraction of pixels with |map| > 0.1); ``other`` is the part of the score due to the generic
         difference signal (distortions outside the eight channels)."""
         with torch.no_grad():
-            feats = self.features(reference, image)
+            feats = self._features(*self._pair(reference, image))
             p = next(self.scorer.parameters())
             contrib = self.scorer.contributions(feats.to(p.dtype))
             maps = self.maps(reference, image)

@@ -18,8 +18,8 @@ def entry_points():
         "PixelPerfect.maps": (pp.maps, ("reference", "image")),
         "PixelPerfect.score": (pp.score, ("reference", "image")),
         "PixelPerfect.report": (pp.report, ("reference", "image")),
-        "PixelPerfect.compare": (lambda r, i: pp.compare(r, i, i), ("reference", "image")),
-        "PixelPerfect.rank": (lambda r, i: pp.rank(r, [i]), ("reference", "image")),
+        "PixelPerfect.compare": (lambda r, i: pp.compare(r, i, i), ("reference", "a")),
+        "PixelPerfect.rank": (lambda r, i: pp.rank(r, [i]), ("reference", "images[0]")),
     }
 
 
@@ -64,3 +64,34 @@ def test_range_check_opt_out():
     x = torch.rand(1, 3, 32, 32) * 1.2
     assert torch.isfinite(distortion_maps(x, x, check_range=False)).all()
     assert PixelPerfectLoss(check_range=False)(x, x).item() == 0.0
+
+
+def test_compare_and_rank_name_the_bad_candidate():
+    pp, bad = PixelPerfect(), torch.rand(1, 3, 32, 48)
+    with pytest.raises(ValueError, match="reference and b: expected the same shape"):
+        pp.compare(GOOD, GOOD, bad)
+    with pytest.raises(ValueError, match=r"reference and images\[2\]: expected the same shape"):
+        pp.rank(GOOD, [GOOD, GOOD, bad])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_float_rounding_past_one_passes_the_range_check(dtype):
+    """A normalised blur of a white region gives 1 + 1 ulp in float32: within the tolerance of
+    _checks.RANGE_TOLERANCE (or 4 ulp of the dtype); past it the message shows the value itself."""
+    eps = max(1e-6, 4 * torch.finfo(dtype).eps)
+    ones = torch.ones(1, 3, 32, 32, dtype=dtype)
+    over = torch.nextafter(ones, ones * 2)
+    assert bool(over.max() > 1) and torch.isfinite(PixelPerfectLoss()(over, ones))
+    assert torch.isfinite(distortion_maps(ones, ones * 0 - torch.finfo(dtype).tiny)).all()  # a hair below 0
+    far = ones + 3 * eps
+    with pytest.raises(ValueError, match=r"output: expected values in \[0, 1\], got range \[1\.0+[1-9]"):
+        PixelPerfectLoss()(far, ones)
+
+
+@pytest.mark.parametrize("net,match", [("predictor", "net: expected a torch.nn.Module"),
+                                       (torch.nn.Identity(), "net: expected a DistortionPredictor")])
+def test_net_must_be_a_predictor(net, match):
+    with pytest.raises(TypeError, match=match):
+        distortion_maps(GOOD, GOOD, net=net)
+    with pytest.raises(TypeError, match=match):
+        pixelperfect_loss(GOOD, GOOD, net=net)

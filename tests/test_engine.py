@@ -23,6 +23,12 @@ def _run(fn, x, t, seed=0):
     return fn(x, t, torch.Generator().manual_seed(seed))
 
 
+def _signed(channel, sign, t):
+    """The operator's argument for strength t in direction sign: the two-sided (tone and colour) operators
+    take the sign in t, the one-sided ones (blur, unsharp mask, noise, jpeg) only t >= 0, as in the engine."""
+    return sign * t if channel in TWO_SIDED else t
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name,fn", ALL_OPS, ids=[n for n, _ in ALL_OPS])
 def test_zero_intensity_is_identity(name, fn, dtype, photos):
@@ -42,7 +48,7 @@ def test_zero_intensity_is_identity_within_a_mixed_batch(name, fn, photos):
 @pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
 def test_full_intensity_finite_in_range_and_dtype(channel, sign, fn, dtype, photos):
     x = photos.to(dtype)
-    y = _run(fn, x, torch.full((len(x),), float(sign), dtype=dtype))
+    y = _run(fn, x, torch.full((len(x),), float(_signed(channel, sign, 1.0)), dtype=dtype))
     assert y.dtype == dtype and y.shape == x.shape
     assert torch.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
     assert (y - x).abs().mean() > 1e-3
@@ -52,14 +58,21 @@ def test_full_intensity_finite_in_range_and_dtype(channel, sign, fn, dtype, phot
 def test_distance_grows_with_intensity(channel, sign, fn, photos):
     dists = []
     for t in (0.2, 0.4, 0.7, 1.0):
-        y = _run(fn, photos, torch.full((len(photos),), sign * t), seed=5)
+        y = _run(fn, photos, torch.full((len(photos),), _signed(channel, sign, t)), seed=5)
         dists.append(float((y - photos).abs().mean()))
     assert all(a < b for a, b in zip(dists, dists[1:])), dists
 
 
-def _hf_energy(x):
+def _hf_energy(x, per_image=False):
     y = luma(x)
-    return float(((y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)) ** 2).mean())
+    e = ((y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)) ** 2).mean((1, 2, 3))
+    return e if per_image else float(e.mean())
+
+
+def _rgb_hf_energy(x, per_image=False):
+    """High-frequency energy of R, G and B: chroma noise leaves luma (and so _hf_energy) as it was."""
+    e = ((x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)) ** 2).mean((1, 2, 3))
+    return e if per_image else float(e.mean())
 
 
 def _chroma(x):
@@ -76,7 +89,7 @@ def _blockiness(x):
 
 MEASURES = {
     "blur": lambda x: -_hf_energy(x),
-    "noise": _hf_energy,
+    "noise": _rgb_hf_energy,
     "jpeg": _blockiness,
     "brightness": lambda x: float(luma(x).mean()),
     "contrast": lambda x: float(luma(x).std()),
@@ -87,10 +100,42 @@ MEASURES = {
 
 
 @pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
+def test_distance_grows_with_intensity_for_every_image(channel, sign, fn, photos):
+    """Per image (not on the batch's mean), at steps of 0.1 from 0 to 1."""
+    d = torch.stack([(_run(fn, photos, torch.full((len(photos),), _signed(channel, sign, t / 10)), seed=5)
+                      - photos).abs().mean((1, 2, 3)) for t in range(11)], 1)
+    assert (d[:, 1:] > d[:, :-1]).all(), d
+
+
+def test_downup_blur_grows_at_fine_steps_and_is_strongest_at_one(photos):
+    """A resize by the fractional factor itself blurred less at whole factors (t = 1, a factor of 4, less
+    than t = 0.9); the blend of whole-factor down-ups grows at steps of 0.01, to float rounding."""
+    from pixelperfect_loss.engine.operators import downup_blur
+
+    d = torch.stack([(downup_blur(photos, torch.full((4,), t / 100), torch.Generator().manual_seed(5))
+                      - photos).abs().mean((1, 2, 3)) for t in range(101)], 1)
+    assert (d[:, 1:] >= d[:, :-1] * (1 - 3e-3)).all()
+    assert (d[:, 100] > d[:, 90]).all() and (d[:, 10::10] > d[:, 0:-10:10]).all()
+
+
+DETAIL_OPS = [(c, s, f) for c, s, f in SIGNED_OPS if c in ("blur", "noise")]
+
+
+@pytest.mark.parametrize("channel,sign,fn", DETAIL_OPS, ids=_ids(DETAIL_OPS))
+def test_blur_and_noise_directions_on_every_image(channel, sign, fn, photos):
+    """Blur + lowers the high frequencies of every image, unsharp masking and noise raise them (chroma
+    noise those of R, G and B: it keeps luma)."""
+    y = _run(fn, photos, torch.full((len(photos),), _signed(channel, sign, 0.6)))
+    e = _hf_energy if fn.__name__ != "chroma_noise" else _rgb_hf_energy
+    change = e(y, per_image=True) - e(photos, per_image=True)
+    assert ((-change if channel == "blur" else change) * sign > 0).all(), change
+
+
+@pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
 def test_direction_of_every_operator(channel, sign, fn, photos):
     """E.g. brightness + raises mean luma, contrast - lowers its std, blur + lowers high frequencies."""
     measure = MEASURES[channel]
-    y = _run(fn, photos, torch.full((len(photos),), sign * 0.6))
+    y = _run(fn, photos, torch.full((len(photos),), _signed(channel, sign, 0.6)))
     assert sign * (measure(y) - measure(photos)) > 0
 
 
@@ -111,7 +156,7 @@ def test_triplets_shapes_labels_and_untouched_where_unlabelled(dtype, photos):
     assert lab.abs().max() <= 1 and torch.isfinite(img).all()
     zero = (lab == 0).all(1, keepdim=True).expand_as(ref)
     assert zero.any()
-    torch.testing.assert_close(img[zero], ref[zero], rtol=0, atol=1e-6)
+    assert torch.equal(img[zero], ref[zero])  # bit for bit: lerp with a zero mask returns the input
     assert ((lab != 0).flatten(2).any(2).sum(1) >= 2).any()  # several channels per sample occur
 
 
@@ -171,6 +216,74 @@ def test_ranked_sets_strictly_growing(dtype, photos):
     assert (d[:, 1:] > d[:, :-1]).all(), d
     lab = s.labels.abs().amax((2, 3, 4))
     assert (lab[:, 1:] > lab[:, :-1]).all()
+
+
+def test_swapped_pairs_carry_exactly_negated_labels(photos):
+    """The swap draw does not depend on p_swap, so p_swap = 0 and 1 give the same recipes: the pairs
+    exchanged and the labels negated, bit for bit."""
+    x = photos.repeat(2, 1, 1, 1)
+    a = make_triplets(x, torch.Generator().manual_seed(3), p_swap=0.0)
+    b = make_triplets(x, torch.Generator().manual_seed(3), p_swap=1.0)
+    assert torch.equal(a.reference, x) and torch.equal(b.image, x)
+    assert torch.equal(a.image, b.reference) and torch.equal(b.labels, -a.labels) and a.labels.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name,fn", ALL_OPS, ids=[n for n, _ in ALL_OPS])
+def test_operators_check_their_arguments(name, fn, photos):
+    signed = any(fn in fns for (c, _), fns in OPERATORS.items() if c in TWO_SIDED)
+    assert torch.equal(_run(fn, photos, 0.5), _run(fn, photos, torch.full((4,), 0.5)))  # a float: every sample's t
+    y = fn(photos, torch.full((4,), 0.5, dtype=torch.float64))
+    assert y.dtype == torch.float32  # t follows x's dtype, not the other way round
+    with pytest.raises(ValueError, match=r"t: expected shape \(4,\)"):
+        fn(photos, torch.full((2,), 0.5))
+    with pytest.raises(ValueError, match=r"t: expected values in \[-1, 1\]" if signed else r"t: expected values in \[0, 1\]"):
+        fn(photos, torch.full((4,), -0.5 if not signed else -1.5))
+    with pytest.raises(TypeError, match="t: expected a float or a tensor"):
+        fn(photos, "0.5")
+    with pytest.raises(TypeError, match="x: expected float32 or float64"):
+        fn(photos.half(), 0.5)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3, H, W\)"):
+        fn(photos[:, :1], 0.5)
+    with pytest.raises(ValueError, match="x: expected height and width >= 3"):
+        fn(photos[..., :2], 0.5)
+    with pytest.raises(TypeError, match="generator: expected a torch.Generator"):
+        fn(photos, 0.5, 0)
+
+
+@pytest.mark.parametrize("size", [(3, 3), (3, 40), (17, 23)])
+def test_engine_runs_on_small_and_odd_sizes(size):
+    x = torch.rand(16, 3, *size)
+    for seed in range(4):
+        ref, img, lab = make_triplets(x, torch.Generator().manual_seed(seed))
+        assert torch.isfinite(img).all() and lab.shape == (16, 8, *size)
+    s = make_ranked_sets(x, 3, torch.Generator().manual_seed(0), p_other=0.5)
+    assert torch.isfinite(s.images).all()
+
+
+def test_ranked_sets_of_a_gray_batch_return_a_real_rgb_reference(photos):
+    import numpy as np
+
+    gray = photos.mean(1, keepdim=True)
+    s = make_ranked_sets(gray, np.int64(2), torch.Generator().manual_seed(0))  # numpy integers are integers
+    assert s.reference.shape == (4, 3, 64, 64) and s.reference.is_contiguous()
+    assert s.reference.data_ptr() != gray.data_ptr() and torch.equal(s.reference, gray.expand(4, 3, 64, 64))
+
+
+@pytest.mark.parametrize("call,err,match", [
+    (lambda x: make_triplets(x, 0), TypeError, "generator: expected a torch.Generator"),
+    (lambda x: make_ranked_sets(x, 3, "seed"), TypeError, "generator: expected a torch.Generator"),
+    (lambda x: make_triplets(x.half()), TypeError, "clean: expected float32 or float64"),
+    (lambda x: make_triplets(x[..., :2, :]), ValueError, "clean: expected height and width >= 3"),
+    (lambda x: make_triplets(x, max_channels=0), ValueError, r"max_channels: expected an integer in \[1, 8\]"),
+    (lambda x: make_triplets(x, max_channels=9), ValueError, "max_channels"),
+    (lambda x: make_triplets(x, p_swap=5), ValueError, r"p_swap: expected a probability in \[0, 1\]"),
+    (lambda x: make_triplets(x, p_clean=-1), ValueError, "p_clean: expected a probability"),
+    (lambda x: make_ranked_sets(x, 3, p_other=2), ValueError, "p_other: expected a probability"),
+    (lambda x: make_ranked_sets(x, 2.5), ValueError, "k: expected an integer >= 2"),
+])
+def test_engine_arguments_are_checked(call, err, match, photos):
+    with pytest.raises(err, match=match):
+        call(photos)
 
 
 def test_bad_input_errors(photos):

@@ -141,7 +141,9 @@ def test_gradcheck_float64_small():
     (dict(reduction="max"), "reduction"),
     (dict(channels=["blur"], weights=[1.0, 2.0]), "weights"),
     (dict(weights=[-1.0] * 8), "non-negative"),
-    (dict(weights={"blurr": 1.0}), "unknown channel 'blurr'"),
+    (dict(weights={"blurr": 1.0}), "weights: unknown channel 'blurr'"),
+    (dict(weights=[0.0] * 8), "weights: expected at least one positive weight"),
+    (dict(channels=["blur"], weights={"blur": 0.0}), "weights: expected at least one positive weight"),
     (dict(channels=["blur"], weights={"noise": 1.0}), "weights: keys must be selected channel names \\(blur\\), got 'noise'"),
     (dict(weights={}), "empty mapping"),
     (dict(weights={"blur": -2.0}), "non-negative"),
@@ -157,6 +159,23 @@ def test_bad_options(kwargs, match):
 def test_weights_must_be_numbers(weights):
     with pytest.raises(TypeError, match="weights: expected numbers or a mapping"):
         PixelPerfectLoss(weights=weights)
+
+
+def test_channels_must_be_names():
+    with pytest.raises(TypeError, match="channels: expected a channel name or a list of names"):
+        PixelPerfectLoss(channels=3)
+
+
+def test_numpy_and_tensor_numbers_are_accepted(photos):
+    import numpy as np
+
+    out = op.gaussian_blur(photos, torch.full((4,), 0.5))
+    want = PixelPerfectLoss(channels=["blur"], weights=[2.0], guard=0.25)(out, photos)
+    for kw in (dict(guard=np.float32(0.25)), dict(guard=torch.tensor(0.25)),
+               dict(weights=torch.tensor([2.0], requires_grad=True))):
+        fn = PixelPerfectLoss(**{"channels": ["blur"], "weights": [2.0], "guard": 0.25, **kw})
+        assert not any(b.requires_grad for b in fn.buffers())
+        torch.testing.assert_close(copy.deepcopy(fn)(out, photos), want)
 
 
 @pytest.mark.parametrize("guard", ["0.1", True, None, [0.1]])

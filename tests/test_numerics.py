@@ -36,6 +36,40 @@ def test_low_precision_inputs_agree_with_float32(loss_fn, pair, dtype, rtol):
     torch.testing.assert_close(got.float(), loss_fn(img, ref), rtol=rtol, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_loss_and_metric_cast_to_16_bits_stay_finite(pair, dtype):
+    """A module cast with .half() / .bfloat16() runs the network in 16 bits: its fixed features are
+    computed in float32 (their variances, E[x^2] - E[x]^2, came out below -1e-5 in 16 bits and their
+    log was NaN), so the loss is 0 at equality, finite, and near the float32 loss; an identical image
+    still scores exactly 0."""
+    from pixelperfect_loss.metric import PixelPerfect
+
+    ref, img = pair
+    fn = PixelPerfectLoss(reduction="none").to(dtype)
+    assert torch.equal(fn(ref, ref), torch.zeros(2))
+    got = fn(img, ref)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, PixelPerfectLoss(reduction="none")(img, ref), rtol=0.15, atol=0.01)
+    pp = PixelPerfect().to(dtype)
+    assert torch.equal(pp.score(ref, ref), torch.zeros(2))
+    assert torch.isfinite(pp.score(ref, img)).all() and (pp.score(ref, img) < 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_metric_scores_an_identical_low_precision_image_exactly_zero(pair, dtype):
+    """The score's features are computed in at least float32 and cast at the end (in float16 the
+    generic features' smooth |x| is not 0 at 0: an identical image scored -0.11)."""
+    from pixelperfect_loss.metric import PixelPerfect
+
+    ref, img = pair
+    pp = PixelPerfect()
+    s = pp.score(ref.to(dtype), ref.to(dtype))
+    assert s.dtype == dtype and torch.equal(s, torch.zeros(2, dtype=dtype))
+    torch.testing.assert_close(pp.score(ref.to(dtype), img.to(dtype)).float(),
+                               pp.score(ref.to(dtype).float(), img.to(dtype).float()), rtol=torch.finfo(dtype).eps, atol=0)
+    assert pp.report(ref.to(dtype), ref.to(dtype))[0]["score"] == 0.0
+
+
 def test_autocast_agrees_with_float32(loss_fn, pair):
     ref, img = pair
     want = loss_fn(img, ref)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .operators import _identity_where_zero, _uniform, _v
+from .operators import _identity_where_zero, _operator, _uniform, _v
 
 __all__ = ["fog", "quantise", "pixelate", "warp", "OTHER_OPERATORS"]
 
@@ -22,6 +22,7 @@ def _smooth_field(n: int, h: int, w: int, cells: int, generator: torch.Generator
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).to(like.device, like.dtype)
 
 
+@_operator(signed=False)
 def fog(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Uneven haze: blend towards a bright grey airlight with a smooth density up to 0.75 t.
 
@@ -36,6 +37,7 @@ def fog(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tenso
     return _identity_where_zero(x, x * (1 - density) + air * density, t)
 
 
+@_operator(signed=False)
 def quantise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Colour quantisation to 2^(8 - 6 t) levels per channel (4 levels at t = 1), no dithering.
 
@@ -47,6 +49,7 @@ def quantise(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> 
     return _identity_where_zero(x, torch.round(x * levels) / levels, t)
 
 
+@_operator(signed=False)
 def pixelate(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Blocky down-sampling to square blocks of ``1 + ceil(7 t)`` pixels (2 to 8), from the top-left
     corner: each block takes its mean (area) or, at random, its centre pixel (point sampling, as a
@@ -76,6 +79,7 @@ def pixelate(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> 
     return _identity_where_zero(x, torch.cat(out), t)
 
 
+@_operator(signed=False)
 def warp(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Smooth geometric warp: a random low-frequency displacement field of up to 4 t pixels.
 

@@ -9,6 +9,7 @@ each blended in through its own mask, and the label of channel c is
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -138,10 +139,28 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
                 sel = torch.tensor(groups[sg, v], device=x.device)
                 t = strength[sel, i]
                 xs = x.index_select(0, sel)
-                y = fn(xs, sg * t if name in TWO_SIDED else t, generator)
+                y = getattr(fn, "unchecked", fn)(xs, sg * t if name in TWO_SIDED else t, generator)  # args built valid
                 m = masks[:, i:i + 1].index_select(0, sel)
                 x.index_copy_(0, sel, torch.lerp(xs, y, m, out=y))  # exactly xs where m == 0, y where m == 1
     return x
+
+
+def _check_engine_input(clean: object, generator: object, *, max_channels: int, **probabilities: float) -> Tensor:
+    """The engine's argument checks: clean images (float32 or float64, at least MIN_SIZE pixels a side; gray
+    replicated to RGB), a torch.Generator or None, 1 to 8 channels per sample, probabilities in [0, 1]."""
+    clean = check_image(clean, "clean", min_size=op.MIN_SIZE)
+    if clean.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"clean: expected float32 or float64 (the engine's filters have no 16-bit CPU kernels), "
+                        f"got {clean.dtype}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    if isinstance(max_channels, bool) or not isinstance(max_channels, numbers.Integral) \
+            or not 1 <= max_channels <= len(CHANNELS):
+        raise ValueError(f"max_channels: expected an integer in [1, {len(CHANNELS)}], got {max_channels!r}")
+    for name, p in probabilities.items():
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name}: expected a probability in [0, 1], got {p!r}")
+    return clean.contiguous()  # gray input: a real RGB copy, not a stride-0 view returned as the reference
 
 
 def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_swap: float = 0.5,
@@ -158,7 +177,7 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
         >>> lab.shape, bool(lab.abs().max() <= 1)
         (torch.Size([4, 8, 32, 32]), True)
     """
-    clean = check_image(clean, "clean")
+    clean = _check_engine_input(clean, generator, max_channels=max_channels, p_swap=p_swap, p_clean=p_clean)
     n, _, h, w = clean.shape
     recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=p_clean,
                            device=clean.device, dtype=clean.dtype)
@@ -184,9 +203,10 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
         >>> s.images.shape, s.ranks[0].tolist()
         (torch.Size([2, 4, 3, 32, 32]), [1, 2, 3, 4])
     """
-    clean = check_image(clean, "clean")
-    if not isinstance(k, int) or k < 2:
+    clean = _check_engine_input(clean, generator, max_channels=max_channels, p_other=p_other)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
         raise ValueError(f"k: expected an integer >= 2 (versions per set), got {k!r}")
+    k = int(k)
     n, _, h, w = clean.shape
     recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=0.0,
                            min_strength=0.3, device=clean.device, dtype=clean.dtype)

@@ -49,6 +49,9 @@ def fixed_features(cells: Tensor, hue: bool = False) -> Tensor:
         >>> fixed_features(cells).shape, fixed_features(cells, hue=True).shape
         (torch.Size([2, 11, 8, 8]), torch.Size([2, 13, 8, 8]))
     """
+    if cells.dtype in (torch.float16, torch.bfloat16):
+        # variances as E[x^2] - E[x]^2 come out below -_EPS in 16-bit floats, and their log is NaN
+        return fixed_features(cells.float(), hue).to(cells.dtype)
     n, _, h, w = cells.shape
     r, g, b = cells.view(n, 3, 4, 4, h, w).unbind(1)  # each (N, 4, 4, h, w): row, column in the cell
     y = 0.299 * r + 0.587 * g + 0.114 * b
