@@ -2,11 +2,14 @@
 
 Where weights are looked for, in order:
 
-1. an explicit ``path`` (a file, or a folder holding ``<net>.safetensors``);
-2. the environment variable ``PIXELPERFECT_WEIGHTS`` (same forms);
+1. an explicit ``path`` (a folder holding ``<net>.safetensors``, or the file of that one network);
+2. the environment variable ``PIXELPERFECT_WEIGHTS`` (same forms); once set, a missing path is an error;
 3. the weights installed with the package (``weights/`` in the source tree);
 4. the Hugging Face Hub (``HUB_REPO`` at ``HUB_REVISION``), through ``hf_hub_download``'s cache,
    which honours ``HF_HUB_OFFLINE=1``.
+
+A ``repo_id`` or ``revision`` asks for that Hub version (4), skipping 1-3; ``revision=HUB_REVISION``
+without ``repo_id`` is still served from the installed files (3).
 
 Loading is strict: a missing, unexpected or misshapen tensor is an error, never a partial load.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import textwrap
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,8 +63,35 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _in_folder(p: Path, filename: str) -> Path:
-    return p / filename if p.is_dir() else p
+_HOLDS = {"DistortionPredictor": "predictor", "RelationalScorer": "scorer"}
+
+
+def _net_of(file: Path) -> str | None:
+    """The network a weights file holds, from its metadata, else its name; None if unknown."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            held = _HOLDS.get((f.metadata() or {}).get("net", ""))
+    except Exception:  # unreadable: read_weights reports it
+        held = None
+    return held or (file.stem if file.stem in NETS else None)
+
+
+def _given(p: Path, net: str, origin: str) -> Path:
+    """The ``net`` weights at a user-given file or folder ``p`` (``origin`` says who gave it); no fallback."""
+    filename = f"{net}.safetensors"
+    if p.is_dir():
+        if not (p / filename).is_file():
+            raise FileNotFoundError(f"weights: no {filename} in folder {p} (given as {origin})")
+        return p / filename
+    if not p.is_file():
+        raise FileNotFoundError(f"weights: no file or folder {p} (given as {origin})")
+    held = _net_of(p)
+    if held not in (None, net):
+        raise ValueError(f"weights: {p} (given as {origin}) is a single file holding the {held}; "
+                         f"loading the {net} too needs a folder holding {' and '.join(f'{n}.safetensors' for n in NETS)}")
+    return p
 
 
 def _packaged(filename: str) -> Path | None:
@@ -75,10 +106,24 @@ def _packaged(filename: str) -> Path | None:
     return cand if cand.is_file() else None
 
 
+def _hub_offline() -> bool:
+    """huggingface_hub's own offline flag, read now (it parses HF_HUB_OFFLINE, 1/ON/YES/TRUE, at its import)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return bool(getattr(constants, "HF_HUB_OFFLINE", env.upper() in {"1", "ON", "YES", "TRUE"}))
+
+
 def _from_hub(filename: str, repo_id: str, revision: str, cache_dir: str | Path | None) -> Path:
+    """Download (or find in the cache) and sha256-check; LookupError with the reason if it cannot be had."""
     from huggingface_hub import hf_hub_download
 
-    got = Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir))
+    try:
+        got = Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir))
+    except Exception as exc:  # offline and not cached, no such repo or revision, no network
+        reason = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if _hub_offline() else ""
+        raise LookupError(f"Hugging Face Hub {repo_id}@{revision}/{filename}{reason}: "
+                          f"{type(exc).__name__}: {textwrap.shorten(str(exc), 200)}") from exc
     expected = KNOWN_SHA256.get(f"{repo_id}@{revision}/{filename}")
     if expected is not None and sha256(got) != expected:
         raise ValueError(f"weights: {got} has sha256 {sha256(got)}, expected {expected} (corrupted download?)")
@@ -86,45 +131,42 @@ def _from_hub(filename: str, repo_id: str, revision: str, cache_dir: str | Path 
 
 
 def find_weights(net: str = "predictor", path: str | Path | None = None, *, repo_id: str | None = None,
-                 revision: str = HUB_REVISION, cache_dir: str | Path | None = None) -> Path:
+                 revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """Path of the weights file of ``net``, searched in the documented order.
 
-    With ``repo_id`` given, only that Hub repository is tried (at ``revision``). Raises
-    FileNotFoundError naming every place tried.
+    A given ``path`` or a set ``$PIXELPERFECT_WEIGHTS`` is used or is an error, never skipped. With
+    ``repo_id`` or ``revision`` given, the Hub version is asked for (``HUB_REPO`` at ``HUB_REVISION``
+    being served from the installed files). Raises FileNotFoundError naming every place tried.
 
     Example:
         >>> find_weights("predictor").name
         'predictor.safetensors'
     """
-    filename = f"{net}.safetensors"
-    tried: list[str] = []
+    if net not in NETS:
+        raise ValueError(f"net: expected one of {', '.join(NETS)}, got {net!r}")
+    for name, value in (("repo_id", repo_id), ("revision", revision)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise TypeError(f"{name}: expected a non-empty string or None, got {value!r}")
+    hub = repo_id is not None or revision is not None
     if path is not None:
-        cand = _in_folder(Path(path), filename)
-        if cand.is_file():
-            return cand
-        raise FileNotFoundError(f"weights: no file {cand} (given as path={str(path)!r})")
-    if repo_id is None:
-        env = os.environ.get(ENV_VAR)
-        if env:
-            cand = _in_folder(Path(env), filename)
-            if cand.is_file():
-                return cand
-            tried.append(f"${ENV_VAR} -> {cand} (missing)")
-        else:
-            tried.append(f"${ENV_VAR} (not set)")
+        if hub:
+            raise ValueError(f"path: give a weights path or Hub options (repo_id={repo_id!r}, revision={revision!r}), not both")
+        return _given(Path(path), net, f"path={str(path)!r}")
+    env = os.environ.get(ENV_VAR)
+    if env and not hub:
+        return _given(Path(env), net, f"${ENV_VAR}")
+    filename = f"{net}.safetensors"
+    tried = [] if hub else [f"${ENV_VAR} (not set)"]
+    repo, rev = repo_id or HUB_REPO, revision or HUB_REVISION
+    if repo_id is None and rev == HUB_REVISION:
         cand = _packaged(filename)
         if cand is not None:
             return cand
         tried.append("the weights installed with the package (missing)")
-    hub_repo = repo_id or HUB_REPO
     try:
-        return _from_hub(filename, hub_repo, revision, cache_dir)
-    except ValueError:
-        raise
-    except Exception as exc:  # offline, not cached, no such repo: report every place tried
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no")
-        reason = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if offline else ""
-        tried.append(f"Hugging Face Hub {hub_repo}@{revision}/{filename}{reason}: {type(exc).__name__}")
+        return _from_hub(filename, repo, rev, cache_dir)
+    except LookupError as exc:
+        tried.append(str(exc))
     raise FileNotFoundError(f"weights: no {filename} found; tried:\n  " + "\n  ".join(tried))
 
 
@@ -178,6 +220,11 @@ def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], source: str
         ...
         ValueError: weights: does not match Linear: missing bias
     """
+    _check_shapes(module, tensors, source)
+    module.load_state_dict(tensors, strict=True)
+
+
+def _check_shapes(module: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     own = module.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -187,7 +234,6 @@ def load_strict(module: nn.Module, tensors: dict[str, torch.Tensor], source: str
                 (("missing", missing), ("unexpected", unexpected), ("misshapen", shapes)) if keys]
     if problems:
         raise ValueError(f"{source}: does not match {type(module).__name__}: " + "; ".join(problems))
-    module.load_state_dict(tensors, strict=True)
 
 
 def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | None = None) -> Path:
@@ -208,8 +254,10 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
+    with torch.device("meta"):  # check the shapes first, allocating nothing whatever the metadata says
+        _check_shapes(build(meta, file, tensors), tensors, f"weights {file}")
     module = build(meta, file, tensors)
-    load_strict(module, tensors, source=f"weights {file}")
+    module.load_state_dict(tensors, strict=True)
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -230,13 +278,13 @@ def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
     from .nets.features import N_FIXED, N_HUE
 
     def build(meta: dict[str, str], file: Path, tensors: dict[str, torch.Tensor]) -> nn.Module:
-        try:
-            width = int(meta.get("width", 32))
-        except ValueError:
-            raise ValueError(f"weights: {file} has a malformed 'width' metadata entry {meta.get('width')!r}") from None
+        raw = meta.get("width", "32")
+        width = int(raw) if raw.strip().isdecimal() else 0
+        if width < 1:
+            raise ValueError(f"weights: {file} has 'width' metadata {raw!r}; expected a positive integer")
         # networks trained with the hue-direction inputs (``--hue``) read N_FIXED + N_HUE fixed features
         stem = tensors.get("stem_fixed.weight")
-        return DistortionPredictor(width=width, hue=stem is not None and stem.shape[1] == N_FIXED + N_HUE)
+        return DistortionPredictor(width=width, hue=stem is not None and stem.shape[1:2] == (N_FIXED + N_HUE,))
 
     return _load("predictor", build, path, hub)
 

@@ -1,0 +1,85 @@
+"""Weights given by path or $PIXELPERFECT_WEIGHTS are used or refused, never skipped; bad files are clear errors."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pixelperfect_loss import PixelPerfect, PixelPerfectLoss
+from pixelperfect_loss import weights as W
+from pixelperfect_loss.nets import DistortionPredictor, RelationalScorer
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A folder holding both networks (a width-16 predictor, unlike the packaged one)."""
+    torch.manual_seed(5)
+    W.save_weights(DistortionPredictor(width=16), tmp_path / "both" / "predictor.safetensors", {"width": 16})
+    W.save_weights(RelationalScorer(), tmp_path / "both" / "scorer.safetensors")
+    return tmp_path / "both"
+
+
+@pytest.mark.parametrize("net", W.NETS)
+@pytest.mark.parametrize("where", ["missing path", "folder lacking the file"])
+def test_set_env_variable_with_nothing_there_is_an_error(tmp_path, monkeypatch, net, where):
+    target = tmp_path / "typo" if where == "missing path" else tmp_path
+    monkeypatch.setenv(W.ENV_VAR, str(target))
+    with pytest.raises(FileNotFoundError, match=rf"{target}.*\${W.ENV_VAR}"):
+        W.find_weights(net)
+
+
+def test_predictor_and_scorer_never_come_from_different_places(pair, monkeypatch):
+    (pair / "scorer.safetensors").unlink()
+    monkeypatch.setenv(W.ENV_VAR, str(pair))
+    assert W.load_predictor().width == 16  # the folder's predictor, not the packaged one
+    with pytest.raises(FileNotFoundError, match=f"no scorer.safetensors in folder {pair}"):
+        PixelPerfect()
+
+
+@pytest.mark.parametrize("via", ["env", "path"])
+@pytest.mark.parametrize("net", W.NETS)
+def test_single_file_serves_its_network_and_refuses_the_other(pair, monkeypatch, via, net):
+    file = pair / f"{net}.safetensors"
+    other = next(n for n in W.NETS if n != net)
+    arg = None
+    if via == "env":
+        monkeypatch.setenv(W.ENV_VAR, str(file))
+    else:
+        arg = file
+    load = {"predictor": W.load_predictor, "scorer": W.load_scorer}
+    got = load[net](arg)
+    saved, own = W.read_weights(file)[0], got.state_dict()
+    assert saved.keys() == own.keys() and all(torch.equal(saved[k], own[k]) for k in saved)
+    origin = f"\\${W.ENV_VAR}" if via == "env" else "path="
+    with pytest.raises(ValueError, match=rf"given as {origin}.*holding the {net}; loading the {other} too needs a folder"):
+        load[other](arg)
+    if net == "predictor":
+        assert PixelPerfectLoss(weights_path=arg).predictor.width == 16
+        with pytest.raises(ValueError, match="needs a folder holding predictor.safetensors and scorer.safetensors"):
+            PixelPerfect(arg)
+
+
+def _bad_predictor(path, stem=None, width="16"):
+    state = {k: v.contiguous() for k, v in DistortionPredictor(width=16).state_dict().items()}
+    if stem is not None:
+        state["stem_fixed.weight"] = stem
+    save_file(state, str(path), metadata={"width": width, "net": "DistortionPredictor"})
+    return path
+
+
+@pytest.mark.parametrize("stem,width,match", [
+    (torch.zeros(12), "16", r"misshapen stem_fixed.weight \(12,\)"),
+    (torch.tensor(1.0), "16", r"misshapen stem_fixed.weight \(\)"),
+    (None, "-4", "'width' metadata '-4'; expected a positive integer"),
+    (None, "sixteen", "'width' metadata 'sixteen'; expected a positive integer"),
+    (None, "1000000", r"misshapen .*\(2000000,"),  # checked before anything of that size is allocated
+])
+def test_bad_tensor_ranks_and_metadata_are_value_errors_naming_the_file(tmp_path, stem, width, match):
+    file = _bad_predictor(tmp_path / "bad.safetensors", stem, width)
+    with pytest.raises(ValueError, match=match) as err:
+        W.load_predictor(file)
+    assert str(file) in str(err.value)
+
+
+def test_unknown_net_is_an_error():
+    with pytest.raises(ValueError, match="net: expected one of predictor, scorer"):
+        W.find_weights("scorer.safetensors")
