@@ -300,3 +300,140 @@ def test_checkpoints_from_before_the_hue_entry_resume_as_trained_without_it():
     with pytest.raises(ValueError, match="hue=False, this run asks for hue=True"):
         check_resume_config(old, {"steps": 10, "batch": 2, "hue": True}, 4)
     check_resume_config(old, {"steps": 10, "batch": 2}, 4)  # a config without the entry (the scorer's) is left alone
+
+
+BASE = ["--steps", "1", "--batch", "1", "--crop", "32", "--no-progress", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--images", "/nope"], "--images: no such folder: /nope"),
+    (["--images", "{empty}"], "--images: no PNG/JPEG/TIFF"),
+    (["--crop", "512"], "--crop 512: larger than the image "),  # the embedded photos are 256 x 384
+    (["scorer", "--predictor", "/nope.safetensors"], "--predictor: "),
+    (["--lr", "-1"], "--lr must be > 0, got -1.0"),
+    (["--tune-lr", "0"], "--tune-lr must be > 0"),
+    (["--width", "1"], "--width must be >= 2, got 1"),  # width 1 leaves layers without channels
+    (["--threads", "-1"], "--threads must be >= 1"),
+    (["--ckpt-every", "0"], "--ckpt-every must be >= 1, got 0"),
+])
+def test_bad_user_input_exits_2_with_one_line(args, names, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(empty=tmp_path / "empty") for a in args]
+    assert main(BASE + ["--out", str(tmp_path / "out")] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + names) and err.count("\n") == 1, err
+    if "--crop" in args:
+        assert ".png (256 pixels on its short side); use --crop 256 or less" in err  # names the file and a fix
+    assert not (tmp_path / "out" / "predictor.ckpt").exists()
+
+
+def test_internal_errors_still_show_a_traceback(monkeypatch):
+    import pixelperfect_loss.train.predictor as tp
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(tp, "train_predictor", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["predictor"] + BASE)
+
+
+def test_intervals_must_be_positive(tmp_path):
+    from pixelperfect_loss.train.scorer import train_scorer
+
+    for every in ("ckpt_every", "log_every"):
+        with pytest.raises(ValueError, match=every):
+            train_predictor(None, tmp_path, steps=2, batch=1, crop=32, progress=False, **{every: 0})
+        with pytest.raises(ValueError, match=every):
+            train_scorer(None, tmp_path, steps=2, batch=1, crop=32, progress=False, **{every: 0})
+    assert not list(tmp_path.iterdir())  # refused before any step
+
+
+def test_resume_refuses_other_images_but_not_another_spelling_of_the_folder(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from pixelperfect_loss.data import embedded_image_paths
+
+    for name, photo in zip("ab", embedded_image_paths()):
+        (tmp_path / name).mkdir()
+        shutil.copy(photo, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    kw = dict(steps=3, batch=1, crop=32, progress=False, device="cpu")
+    train_predictor("a", "out", stop_after=1, **kw)
+    train_predictor(tmp_path / "b" / ".." / "a", "out", resume=True, stop_after=2, **kw)  # the same folder
+    for other in ("b", None):  # another folder, the embedded photos
+        with pytest.raises(ValueError, match="--resume: --images is not what the checkpoint was trained on"):
+            train_predictor(other, "out", resume=True, **kw)
+    assert main(["predictor", "--images", "b", "--out", "out", "--resume", "--steps", "3"] + BASE[2:]) == 2
+    assert "--images is not what" in capsys.readouterr().err
+
+
+def test_scorer_refuses_to_resume_on_another_predictor(tmp_path):
+    import shutil
+
+    from pixelperfect_loss.train.scorer import train_scorer
+    from pixelperfect_loss.weights import find_weights, save_weights
+
+    shutil.copy(find_weights("predictor"), tmp_path / "same.safetensors")
+    other = load_predictor()
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    save_weights(other, tmp_path / "other.safetensors", {"width": other.width})
+    kw = dict(steps=2, batch=1, k=2, crop=32, progress=False, device="cpu")
+    train_scorer(None, tmp_path, predictor_path=None, **kw)
+    train_scorer(None, tmp_path, predictor_path=tmp_path / "same.safetensors", resume=True, **kw)  # same content
+    with pytest.raises(ValueError, match="--resume: --predictor is not what the checkpoint was trained on"):
+        train_scorer(None, tmp_path, predictor_path=tmp_path / "other.safetensors", resume=True, **kw)
+
+
+def test_loss_log_has_each_step_once_after_a_kill_and_restarts_with_a_fresh_run(tmp_path):
+    import os
+
+    kw = dict(steps=10, batch=1, crop=32, ckpt_every=4, log_every=1, progress=False, device="cpu")
+    log = tmp_path / "predictor-log.jsonl"
+    train_predictor(None, tmp_path, stop_after=4, **kw)
+    ckpt = torch.load(tmp_path / "predictor.ckpt", weights_only=True)
+    train_predictor(None, tmp_path, resume=True, stop_after=7, **kw)
+    torch.save({**ckpt, "seconds": 1000.0}, tmp_path / "predictor.ckpt")  # killed in step 7: back to step 4
+    with log.open("a") as f:
+        f.write('{"step": 7, "lo')  # a line torn by the kill
+    train_predictor(None, tmp_path, resume=True, **kw)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(11))
+    assert all((r["seconds"] >= 1000) == (r["step"] >= 4) for r in rows[:-1])  # the clock goes on from the checkpoint
+    train_predictor(None, tmp_path, **kw)  # a fresh run into the same folder starts a new log
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(11))
+    shared = 0o666 & ~os.umask(os.umask(0o022))  # as a newly created file
+    for name in ("predictor.ckpt", "predictor.safetensors"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == shared, name
+
+
+@pytest.mark.parametrize("mask", [0o027, 0o002])
+def test_checkpoints_and_weights_get_the_permissions_of_the_umask(mask, tmp_path):
+    import os
+
+    from pixelperfect_loss.train.common import atomic_save, publish_weights, umask
+
+    old = os.umask(mask)
+    try:
+        assert umask() == mask and umask() == mask  # read without changing it
+        atomic_save({"a": torch.zeros(1)}, tmp_path / "x.ckpt")
+        publish_weights(torch.nn.Linear(2, 2), tmp_path / "x.safetensors", {})
+    finally:
+        os.umask(old)
+    for name in ("x.ckpt", "x.safetensors"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~mask, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt", "x.safetensors"]  # no temporary files left
+
+
+@pytest.mark.parametrize("content", ["garbage", "empty", "truncated"])
+def test_unreadable_checkpoint_is_one_clear_line(content, tmp_path, capsys):
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"step": 1}, buf)
+    data = {"garbage": b"not a checkpoint" * 50, "empty": b"", "truncated": buf.getvalue()[:200]}[content]
+    (tmp_path / "predictor.ckpt").write_bytes(data)
+    assert main(["predictor", "--out", str(tmp_path), "--resume"] + BASE) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "predictor.ckpt") in err and "delete it" in err, err

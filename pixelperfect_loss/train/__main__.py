@@ -111,15 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.reuse <= 8:
         print(f"error: --reuse must be 1 to 8, got {args.reuse}", file=sys.stderr)
         return 2
-    for name in ("steps", "batch"):
+    # the smallest value of each number; --width: the narrowest layers have width // 2 channels
+    lowest = dict(steps=1, batch=1, threads=1, ckpt_every=1, width=2, tune_steps=0, cross_weight=0)
+    for name, low in lowest.items():
         v = getattr(args, name)
-        if v is not None and v < 1:
-            print(f"error: --{name} must be >= 1, got {v}", file=sys.stderr)
+        if v is not None and not v >= low:
+            print(f"error: --{name.replace('_', '-')} must be >= {low}, got {v}", file=sys.stderr)
             return 2
-    for name in ("tune_steps", "cross_weight"):
-        v = getattr(args, name)
-        if v is not None and v < 0:
-            print(f"error: --{name.replace('_', '-')} must be >= 0, got {v}", file=sys.stderr)
+    for name in ("lr", "tune_lr"):
+        if not getattr(args, name) > 0:
+            print(f"error: --{name.replace('_', '-')} must be > 0, got {getattr(args, name)}", file=sys.stderr)
             return 2
     from .common import finish_distributed, init_distributed, rank_and_world, training_device
 
@@ -166,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             train_scorer(args.images, args.out, predictor_path=pred, **settings("scorer"),
                          **{**common, "resume": args.resume and not fresh})
     except (FileNotFoundError, ValueError) as exc:
-        if not str(exc).startswith("--resume"):
+        if not str(exc).startswith("--"):  # errors of the user's input name its flag; others are bugs
             raise
-        print(f"error: {exc}", file=sys.stderr)  # one line, no traceback
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, no traceback
         return 2
     finish_distributed()  # on success; torchrun stops every rank when one fails
     return 0

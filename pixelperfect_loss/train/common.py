@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+
+from ..data import RandomCrops, embedded_image_paths, image_paths, read_image
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -114,6 +119,22 @@ def stream(make: Any, start: int, stop: int, workers: int) -> Any:
                                             persistent_workers=False))
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)  # elsewhere: set and restore at once
+        os.umask(mask)
+        return mask
+
+
+def share(path: str | Path) -> None:
+    """Give ``path`` the permissions of a newly created file (0o666 & ~umask): mkstemp and safetensors write 0o600."""
+    os.chmod(path, 0o666 & ~umask())
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then an atomic rename."""
     path = Path(path)
@@ -122,18 +143,54 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        share(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def publish_weights(module: torch.nn.Module, path: str | Path, config: dict[str, Any]) -> None:
+    """:func:`~pixelperfect_loss.weights.save_weights` (the same bytes), readable as :func:`share` makes it."""
+    from ..weights import save_weights
+
+    path = Path(path)
+    tmp = save_weights(module, path.with_name(path.name + ".tmp"), config)
+    share(tmp)
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None when there is none."""
+    """The checkpoint at ``path``, or None when there is none; ValueError when it cannot be read."""
     path = Path(path)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"--resume: {path} is not a readable checkpoint ({type(exc).__name__}); delete it, "
+                         "or start afresh without --resume") from None
+
+
+def training_images(images: list[Tensor] | str | Path | None, crop: int,
+                    seed: int) -> tuple[RandomCrops, str | None]:
+    """:class:`~pixelperfect_loss.data.RandomCrops` of ``images`` (a folder, None: the embedded photos, or tensors),
+    with errors that name the flag and the file, and a fingerprint of the files for resuming: "embedded", the
+    sha256 of the folder's sorted file names and sizes, or None for tensors."""
+    if images is not None and not isinstance(images, (str, Path)):
+        return RandomCrops(images, size=crop, seed=seed), None
+    try:
+        paths = embedded_image_paths() if images is None else image_paths(images)
+        tensors = [read_image(p) for p in paths]  # as RandomCrops reads them
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"--images: {str(exc).partition(': ')[2]}") from None
+    side, path = min((min(t.shape[-2:]), p) for t, p in zip(tensors, paths))
+    if side < crop:
+        raise ValueError(f"--crop {crop}: larger than the image {path} ({side} pixels on its short side); use --crop "
+                         f"{side // 16 * 16} or less, or larger images")
+    listing = "".join(f"{p.name}\t{p.stat().st_size}\n" for p in paths)
+    fingerprint = "embedded" if images is None else hashlib.sha256(listing.encode()).hexdigest()
+    return RandomCrops(tensors, size=crop, seed=seed), fingerprint
 
 
 #: config entries a resumed run may change: where it runs and how the image folder is spelled
@@ -144,6 +201,9 @@ _TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight"})
 #: entries added to the predictor's config after some checkpoints were written, with the value those checkpoints
 #: trained with (a checkpoint without the entry resumes as if it had this value)
 _ADDED = {"hue": False}
+#: entries of a checkpoint's config (not of the weights' metadata) naming its inputs by content, and their flags; a
+#: checkpoint written before them resumes unchecked
+_INPUTS = {"images_sha256": "--images", "predictor_sha256": "--predictor"}
 
 
 def check_resume_config(saved: dict[str, Any], config: dict[str, Any], step: int) -> None:
@@ -161,16 +221,23 @@ def check_resume_config(saved: dict[str, Any], config: dict[str, Any], step: int
     """
     free = _FREE_ON_RESUME | (_TUNING if step <= int(saved.get("steps", -1)) else frozenset())
     saved = {**{k: v for k, v in _ADDED.items() if k in config}, **saved}  # only where this run has the entry
+    saved = {**{k: config[k] for k in _INPUTS if k in config}, **saved}  # written before the entry: unchecked
     for key in sorted((saved.keys() | config.keys()) - free):
-        if saved.get(key) != config.get(key):
-            raise ValueError(f"--resume: the checkpoint was written with {key}={saved.get(key)!r}, this run asks for "
-                             f"{key}={config.get(key)!r}; resume with the checkpoint's settings, or start a new --out")
+        if saved.get(key) == config.get(key):
+            continue
+        if key in _INPUTS:
+            flag = _INPUTS[key]
+            raise ValueError(f"--resume: {flag} is not what the checkpoint was trained on ({key} "
+                             f"{str(config.get(key))[:12]} here, {str(saved.get(key))[:12]} in the checkpoint); use "
+                             f"the same {flag[2:]}, or start a new --out")
+        raise ValueError(f"--resume: the checkpoint was written with {key}={saved.get(key)!r}, this run asks for "
+                         f"{key}={config.get(key)!r}; resume with the checkpoint's settings, or start a new --out")
 
 
 def resume(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-           config: dict[str, Any] | None = None) -> int:
-    """Restore ``model`` and ``opt`` from the checkpoint at ``path``; return the next step.
-    With ``config``, first check it against the checkpoint's (:func:`check_resume_config`)."""
+           config: dict[str, Any] | None = None) -> tuple[int, float]:
+    """Restore ``model`` and ``opt`` from the checkpoint at ``path``; return the next step and the seconds
+    trained so far. With ``config``, first check it against the checkpoint's (:func:`check_resume_config`)."""
     ckpt = load_checkpoint(path)
     if ckpt is None:
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
@@ -178,21 +245,38 @@ def resume(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
         check_resume_config(ckpt["config"], config, int(ckpt["step"]))
     model.load_state_dict(ckpt["model"], strict=True)
     opt.load_state_dict(ckpt["opt"])
-    return int(ckpt["step"])
+    return int(ckpt["step"]), float(ckpt.get("seconds", 0.0))
+
+
+def _before(line: str, step: int) -> bool:
+    try:
+        return json.loads(line)["step"] < step
+    except (ValueError, KeyError, TypeError):  # a line torn by a kill
+        return False
 
 
 class LossLog:
-    """Appends one JSON line per logged step to ``path`` (only on rank 0)."""
+    """Appends one JSON line per logged step to ``path`` (only on rank 0). A run from step ``start``
+    keeps the lines of the steps before it: none in a fresh run, those before the checkpoint in a resumed one."""
 
-    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+    def __init__(self, path: str | Path, enabled: bool = True, start: int = 0) -> None:
         self.path, self.enabled = Path(path), enabled
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            old = self.path.read_text().splitlines(keepends=True) if start and self.path.is_file() else []
+            self.path.write_text("".join(line for line in old if _before(line, start)))
 
     def write(self, **values: Any) -> None:
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(values) + "\n")
+
+
+def check_every(**every: int) -> None:
+    """Raise ValueError unless each interval (``ckpt_every``, ``log_every``) is >= 1."""
+    for name, v in every.items():
+        if v < 1:
+            raise ValueError(f"{name}: expected an interval of >= 1 steps, got {v}")
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int = 200, floor: float = 0.01) -> float:

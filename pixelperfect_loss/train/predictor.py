@@ -22,9 +22,8 @@ from tqdm import tqdm
 from ..data import RandomCrops
 from ..engine import make_triplets
 from ..nets import DistortionPredictor
-from ..weights import save_weights
-from .common import (LossLog, atomic_save, cosine_lr, parameter_checksums, rank_and_world, step_generator, stream,
-                     training_device)
+from .common import (LossLog, atomic_save, check_every, cosine_lr, parameter_checksums, publish_weights,
+                     rank_and_world, step_generator, stream, training_device, training_images)
 from .common import resume as resume_from
 
 #: a cell counts as labelled for a channel where |label| exceeds this (the map loss's balance, the benchmark's split)
@@ -128,6 +127,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
     if not 1 <= reuse <= 8:
         raise ValueError(f"reuse: expected 1 to 8 (the dihedral transforms of a square), got {reuse}")
+    check_every(ckpt_every=ckpt_every, log_every=log_every)
     rank, world = rank_and_world()
     dev = training_device(device)
     out = Path(out)
@@ -138,18 +138,19 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     ckpt_path = out / "predictor.ckpt"
-    data = RandomCrops(images, size=crop, seed=seed)
-    log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0)
+    data, images_sha256 = training_images(images, crop, seed)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
                                   cross_weight=cross_weight, device=dev.type,
                                   images=str(images) if images is not None else "embedded", hue=hue)
-    start = resume_from(ckpt_path, net, opt, config) if resume else 0
+    ckpt_config = {**config, "images_sha256": images_sha256}  # not in the weights' metadata
+    start, seconds = resume_from(ckpt_path, net, opt, ckpt_config) if resume else (0, 0.0)
+    log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0, start=start)
     total = steps + tune_steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
     engine_device = dev if workers == 0 else torch.device("cpu")  # worker processes stay off the GPU
     batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, total, workers)
-    t0 = time.time()
+    t0 = time.time() - seconds
     model.train()
     for step, triplet in zip(bar, batches):
         ref, img, labels = (t.to(dev, non_blocking=True) for t in triplet)
@@ -168,7 +169,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         interrupted = stop_after is not None and step + 1 >= stop_after
         if rank == 0 and ((step + 1) % ckpt_every == 0 or step == total - 1 or interrupted):
             atomic_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                         "config": config}, ckpt_path)
+                         "config": ckpt_config, "seconds": time.time() - t0}, ckpt_path)
         if interrupted:
             return net
     sums = parameter_checksums(net)  # every rank must end with the same weights
@@ -176,5 +177,5 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     if len(set(sums)) != 1:
         raise RuntimeError(f"distributed ranks diverged: parameter sums {sums}")
     if rank == 0:
-        save_weights(net, out / "predictor.safetensors", config)
+        publish_weights(net, out / "predictor.safetensors", config)
     return net

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data import RandomCrops
 from ..engine import make_ranked_sets
 from ..functional import run_predictor
 from ..nets import RelationalScorer, scorer_features
-from ..weights import load_predictor, save_weights
-from .common import LossLog, atomic_save, cosine_lr, step_generator, training_device
+from ..weights import find_weights, load_predictor, sha256
+from .common import (LossLog, atomic_save, check_every, cosine_lr, publish_weights, step_generator, training_device,
+                     training_images)
 from .common import resume as resume_from
 
 
@@ -54,20 +54,27 @@ def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, p
                  p_other: float = P_OTHER, device: str | torch.device | None = None) -> RelationalScorer:
     """Train a :class:`RelationalScorer` and write ``out/scorer.safetensors``; ``device`` as for
     :func:`~pixelperfect_loss.train.predictor.train_predictor` (default: the GPU when there is one)."""
+    check_every(ckpt_every=ckpt_every, log_every=log_every)
     out = Path(out)
     dev = training_device(device)
-    predictor = load_predictor(predictor_path).to(dev)
+    try:
+        predictor_path = find_weights("predictor", predictor_path)
+        predictor = load_predictor(predictor_path).to(dev)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"--predictor: {exc}") from None
     torch.manual_seed(seed)
     scorer = RelationalScorer().to(dev)
     opt = torch.optim.Adam(scorer.parameters(), lr=lr)
     ckpt_path = out / "scorer.ckpt"
-    data = RandomCrops(images, size=crop, seed=seed + 1)
-    log = LossLog(out / "scorer-log.jsonl")
+    data, images_sha256 = training_images(images, crop, seed + 1)
     config: dict[str, Any] = dict(steps=steps, batch=batch, k=k, crop=crop, lr=lr, seed=seed, p_other=p_other,
                                   device=dev.type,
                                   images=str(images) if images is not None else "embedded")
-    start = resume_from(ckpt_path, scorer, opt, config) if resume else 0
-    t0 = time.time()
+    # the inputs, by content: in the checkpoint, not in the weights' metadata
+    ckpt_config = {**config, "images_sha256": images_sha256, "predictor_sha256": sha256(predictor_path)}
+    start, seconds = resume_from(ckpt_path, scorer, opt, ckpt_config) if resume else (0, 0.0)
+    log = LossLog(out / "scorer-log.jsonl", start=start)
+    t0 = time.time() - seconds
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="scorer", disable=not progress):
         sets = make_ranked_sets(data.batch(step * batch, batch).to(dev), k, step_generator(seed, step), p_other=p_other)
         with torch.no_grad():
@@ -86,6 +93,6 @@ def train_scorer(images: list[Tensor] | str | Path | None, out: str | Path, *, p
             log.write(step=step, loss=loss.item(), pairs_in_order=order_ok, seconds=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step == steps - 1:
             atomic_save({"model": scorer.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                         "config": config}, ckpt_path)
-    save_weights(scorer, out / "scorer.safetensors", config)
+                         "config": ckpt_config, "seconds": time.time() - t0}, ckpt_path)
+    publish_weights(scorer, out / "scorer.safetensors", config)
     return scorer
