@@ -29,8 +29,8 @@ def _load(path: str | Path) -> Tensor:
         raise CliError(f"no such image file: {p}")
     try:
         return read_image(p)[None]
-    except ValueError as exc:
-        raise CliError(f"cannot read {p} as an image") from exc
+    except ValueError as exc:  # "path: cannot read P as an image (reason); expected ..."
+        raise CliError(str(exc).split(": ", 1)[-1]) from exc
 
 
 def _same_size(ref: Tensor, img: Tensor, ref_name: str, img_name: str) -> None:
@@ -145,9 +145,13 @@ def maps_figure(reference: Tensor, image: Tensor, maps: Tensor, path: str | Path
     if title:
         fig.suptitle(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    except OSError as exc:
+        raise CliError(f"--output: cannot write {path} ({exc.strerror or exc}: {exc.filename or path})") from exc
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -204,23 +208,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    weights_help = "folder with predictor.safetensors and scorer.safetensors"
     p = argparse.ArgumentParser(prog="pixelperfect", description="Reference-based, per-channel image quality.")
-    p.add_argument("--weights", default=None, help="folder with predictor.safetensors and scorer.safetensors")
+    p.add_argument("--weights", default=None, help=weights_help)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # --weights is also accepted after the subcommand; SUPPRESS keeps a value given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--weights", default=argparse.SUPPRESS, help=weights_help)
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("score", help="score images against a reference, best first")
+    s = sub.add_parser("score", parents=[common], help="score images against a reference, best first")
     s.add_argument("files", nargs="*", help="REF IMG [IMG ...]")
     s.add_argument("--ref-dir", help="folder of references, paired with --dir by file name")
     s.add_argument("--dir", help="folder of images to score")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--batch", type=int, default=8, help="pairs of equal size scored together (default 8)")
     s.set_defaults(func=cmd_score)
-    m = sub.add_parser("maps", help="write a figure of the signed maps of IMG against REF")
+    m = sub.add_parser("maps", parents=[common], help="write a figure of the signed maps of IMG against REF")
     m.add_argument("ref")
     m.add_argument("img")
     m.add_argument("-o", "--output", default="maps.png", help="output PNG (default: maps.png)")
     m.set_defaults(func=cmd_maps)
-    d = sub.add_parser("demo", help="rank distorted versions of a bundled photo and draw their maps")
+    d = sub.add_parser("demo", parents=[common], help="rank distorted versions of a bundled photo and draw their maps")
     d.add_argument("-o", "--output", default="pixelperfect-demo.png", help="output PNG")
     d.set_defaults(func=cmd_demo)
     return p
@@ -230,8 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, FileNotFoundError, ValueError, TypeError) as exc:
-        print(f"pixelperfect: error: {exc}", file=sys.stderr)
+    except (CliError, OSError, ValueError, TypeError) as exc:
+        message = " ".join(str(exc).split())  # one line, even for multi-line library messages
+        print(f"pixelperfect: error: {message}", file=sys.stderr)
         return 2
 
 

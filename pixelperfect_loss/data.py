@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -12,12 +14,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+SUPPORTED_FORMATS = ("a PNG (gray, gray+alpha, palette, RGB or RGBA; 8 or 16 bits, or 1/2/4 bits if not "
+                     "interlaced), a JPEG (gray or RGB, not CMYK) or a TIFF (gray or RGB)")
 
 
 def read_image(path: str | Path) -> Tensor:
     """Read a PNG, JPEG or TIFF file as a float RGB tensor (3, H, W) in [0, 1].
 
-    Gray images are replicated to RGB; an alpha channel is dropped.
+    Gray images are replicated to RGB, palette PNGs are expanded through their palette; an alpha
+    channel (or palette transparency) is dropped.
 
     Example:
         >>> read_image(embedded_image_paths()[0]).shape
@@ -29,9 +34,12 @@ def read_image(path: str | Path) -> Tensor:
     if not path.is_file():
         raise FileNotFoundError(f"path: no such image file: {path}")
     try:
-        arr = np.asarray(kornia_rs.io.read_image(str(path)))
+        arr = _read_special_png(path)
+        if arr is None:
+            arr = np.asarray(kornia_rs.io.read_image(str(path)))
     except Exception as exc:  # kornia_rs raises plain exceptions for unreadable files
-        raise ValueError(f"path: cannot read {path} as an image ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise ValueError(f"path: cannot read {path} as an image ({reason}); expected {SUPPORTED_FORMATS}") from None
     scale = 65535.0 if arr.dtype == np.uint16 else (1.0 if arr.dtype.kind == "f" else 255.0)
     x = torch.from_numpy(arr.astype(np.float32) / scale)
     if x.ndim == 2:
@@ -40,6 +48,60 @@ def read_image(path: str | Path) -> Tensor:
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
     return x[:3].contiguous().clamp(0, 1)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _read_special_png(path: Path) -> np.ndarray | None:
+    """Decode the PNG kinds that kornia_rs refuses or misreads (gray+alpha, palette, 1/2/4-bit gray)
+    as an (H, W, C) array; None for any other file.
+
+    kornia_rs still does the decompression and unfiltering: the pixel data is relabelled as a kind
+    it reads with the same bytes per pixel (8-bit gray+alpha as 16-bit gray, 16-bit gray+alpha as
+    8-bit RGBA, palette and low-bit gray rows as 8-bit gray rows of packed bytes), then converted.
+    """
+    import kornia_rs
+
+    with open(path, "rb") as f:
+        head = f.read(33)
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    if (ctype, depth) not in {(4, 8), (4, 16), (3, 1), (3, 2), (3, 4), (3, 8), (0, 1), (0, 2), (0, 4)}:
+        return None
+    if depth < 8 and interlace:
+        raise ValueError(f"interlaced {depth}-bit PNG")
+    data, pos, idat, plte = path.read_bytes(), 8, [], b""
+    while pos + 8 <= len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat.append(data[pos + 8:pos + 8 + n])
+        elif kind == b"PLTE":
+            plte = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    if ctype == 4:
+        width, depth_as, ctype_as = (w, 16, 0) if depth == 8 else (w, 8, 6)
+    else:
+        width, depth_as, ctype_as = -(-w * depth // 8), 8, 0
+    png = head[:8] + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, h, depth_as, ctype_as, 0, 0, interlace))
+    png += _png_chunk(b"IDAT", b"".join(idat)) + _png_chunk(b"IEND", b"")
+    if ctype == 4 and depth == 8:  # read as 16-bit gray: the gray byte is the high byte
+        return (np.asarray(kornia_rs.io.decode_image_png_u16(png, (h, width), "mono")) >> 8).astype(np.uint8)
+    if ctype == 4:  # read as 8-bit RGBA: the 16-bit gray is the first two bytes
+        rgba = np.asarray(kornia_rs.io.decode_image_png_u8(png, (h, width), "rgba")).astype(np.uint16)
+        return rgba[..., :1] << 8 | rgba[..., 1:2]
+    values = np.asarray(kornia_rs.io.decode_image_png_u8(png, (h, width), "mono"))[..., 0]
+    if depth < 8:  # unpack the pixels, leftmost in the high bits of each byte
+        bits = np.unpackbits(values, axis=1).reshape(h, -1, depth)
+        values = (bits @ (1 << np.arange(depth - 1, -1, -1)))[:, :w].astype(np.uint8)
+    if ctype == 0:
+        return values[..., None] * np.uint8(255 // (2**depth - 1))
+    palette = np.frombuffer(plte[:len(plte) // 3 * 3], np.uint8).reshape(-1, 3)
+    if values.max() >= len(palette):
+        raise ValueError(f"palette index {values.max()} but the PLTE chunk has {len(palette)} colours")
+    return palette[values]
 
 
 def embedded_image_paths() -> list[Path]:
@@ -64,7 +126,7 @@ def embedded_images() -> list[Tensor]:
 
 
 def image_paths(folder: str | Path) -> list[Path]:
-    """Image files (PNG, JPEG, TIFF) directly inside ``folder``, sorted by name.
+    """Image files (PNG, JPEG, TIFF; regular files, not folders) directly inside ``folder``, sorted by name.
 
     Example:
         >>> image_paths(embedded_image_paths()[0].parent)[0].suffix
@@ -73,7 +135,7 @@ def image_paths(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"images: no such folder: {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise ValueError(f"images: no PNG/JPEG/TIFF files in {folder}")
     return paths
@@ -95,17 +157,22 @@ class RandomCrops(torch.utils.data.Dataset):
 
     def __init__(self, images: list[Tensor] | str | Path | None = None, size: int = 128,
                  length: int = 10**6, seed: int = 0, max_downscale: float = 2.0) -> None:
+        names = None
         if images is None:
-            images = embedded_images()
+            names = embedded_image_paths()
         elif isinstance(images, (str, Path)):
-            images = [read_image(p) for p in image_paths(images)]
+            names = image_paths(images)
+        if names is not None:
+            images = [read_image(p) for p in names]
         if not images:
             raise ValueError("images: expected at least one image")
         if not isinstance(size, int) or size < 8:
             raise ValueError(f"size: expected an integer >= 8, got {size!r}")
-        small = [tuple(im.shape[-2:]) for im in images if min(im.shape[-2:]) < size]
-        if small:
-            raise ValueError(f"images: every image must be at least {size}x{size}, got {small[0]}")
+        for i, im in enumerate(images):
+            if min(im.shape[-2:]) < size:
+                name = names[i] if names is not None else f"image {i}"
+                raise ValueError(f"images: every image must be at least {size}x{size}, but {name} is "
+                                 f"{im.shape[-1]}x{im.shape[-2]}")
         self.images, self.size, self.length, self.seed = list(images), size, length, seed
         self.max_downscale = max_downscale
 

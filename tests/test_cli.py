@@ -2,19 +2,25 @@
 
 import json
 
+import kornia_rs
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from pixelperfect_loss.cli import main
+from pixelperfect_loss.cli import build_parser, main
 from pixelperfect_loss.data import embedded_image_paths, read_image
 from pixelperfect_loss.engine import operators as op
 
 
 def _save(x: torch.Tensor, path):
-    Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(path)
+    pixels = np.ascontiguousarray(x.permute(1, 2, 0).numpy() * 255 + 0.5, dtype=np.uint8)
+    kornia_rs.io.write_image_png_u8(str(path), pixels, "rgb")
     return str(path)
+
+
+def _png_pixels(path) -> np.ndarray:
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    return np.asarray(kornia_rs.io.read_image(str(path)))
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +31,7 @@ def files(tmp_path_factory):
     noise = op.gaussian_noise(ref[None], torch.tensor([0.3]), torch.Generator().manual_seed(0))[0]
     (d / "refs").mkdir()
     (d / "out").mkdir()
+    (d / "out" / "folder.png").mkdir()  # named like an image: not listed
     paths = {"ref": _save(ref, d / "ref.png"), "blur": _save(blur, d / "blur.png"), "noise": _save(noise, d / "noise.png")}
     _save(ref, d / "refs" / "a.png")
     _save(ref, d / "refs" / "b.png")
@@ -55,9 +62,9 @@ def test_score_folders_paired_by_name(files, capsys):
 def test_maps_figure_is_a_png_of_the_expected_size(files, tmp_path, capsys):
     out = tmp_path / "maps.png"
     assert main(["maps", files["ref"], files["blur"], "-o", str(out)]) == 0
-    with Image.open(out) as im:
-        assert im.format == "PNG" and im.size[0] > 800 and 250 < im.size[1] < 800
-        assert np.asarray(im.convert("RGB")).std() > 10  # not blank
+    pixels = _png_pixels(out)
+    assert pixels.shape[1] > 800 and 250 < pixels.shape[0] < 800
+    assert pixels[..., :3].std() > 10  # not blank
 
 
 def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
@@ -65,8 +72,7 @@ def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
     assert main(["demo", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "best first" in text and "heavy-noise" in text
-    with Image.open(out) as im:
-        assert im.format == "PNG"
+    assert _png_pixels(out).ndim == 3
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -74,6 +80,7 @@ def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
     (["score", "REF_ONLY"], "expected a reference"),
     (["score", "{ref}", "{ref}", "--batch", "0"], "--batch"),
     (["maps", "{ref}", "{bad}"], "cannot read"),
+    (["maps", "{ref}", "{bad}"], "expected a PNG (gray"),
     (["maps", "{ref}", "{small}"], "same size"),
     (["score", "--ref-dir", "{dir}/nowhere", "--dir", "{dir}/out"], "--ref-dir"),
 ])
@@ -85,6 +92,35 @@ def test_errors_are_one_line_on_stderr(files, tmp_path, capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err
+
+
+def test_weights_before_or_after_the_subcommand(files, tmp_path, capsys):
+    parse = build_parser().parse_args
+    assert parse(["demo"]).weights is None
+    assert parse(["--weights", "w", "demo"]).weights == "w"
+    assert parse(["maps", "a", "b", "--weights", "w"]).weights == "w"
+    assert parse(["--weights", "v", "score", "a", "--weights", "w"]).weights == "w"
+    assert main(["score", files["ref"], files["ref"], "--weights", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output,match", [("{tmp}/dir.png", "Is a directory"), ("{ref}/x.png", "cannot write"),
+                                          ("{tmp}/denied.png", "Permission denied")])
+def test_unwritable_output_is_one_line(files, tmp_path, capsys, monkeypatch, output, match):
+    from matplotlib.figure import Figure
+
+    def deny(self, path, *args, **kwargs):
+        if str(path).endswith("denied.png"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return savefig(self, path, *args, **kwargs)
+
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", deny)
+    output = output.format(tmp=tmp_path, ref=files["ref"])
+    (tmp_path / "dir.png").mkdir()
+    assert main(["maps", files["ref"], files["blur"], "-o", output]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err and output in err and "Traceback" not in err
 
 
 def test_version_matches_the_installed_distribution(capsys):
