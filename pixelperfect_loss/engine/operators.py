@@ -177,6 +177,7 @@ def gaussian_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None
 @_operator(signed=False)
 def defocus_blur(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Defocus (anti-aliased disk) blur of radius 8 t pixels (KADID-10k lens blur, level 5: radius 8).
+    Below t = 1/16 (a radius under half a pixel) the disk covers one pixel and the image is unchanged.
 
     Example:
         >>> defocus_blur(torch.rand(1, 3, 32, 32), torch.ones(1)).shape
@@ -430,7 +431,8 @@ def brightness_gain(x: Tensor, t: Tensor, generator: torch.Generator | None = No
 
 @_operator(signed=True)
 def brightness_gamma(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Gamma curve x^(2^(-1.2 t)) (t in [-1, 1]): brightens mid-tones, keeps black and white.
+    """Gamma curve x^(2^(-1.2 t)) (t in [-1, 1]): brightens mid-tones, keeps white; black, floored at
+    1e-6 to keep the power's gradient finite, rises to at most 2.5e-3 (at t = 1).
 
     Example:
         >>> brightness_gamma(torch.full((1, 3, 4, 4), 0.5), -torch.ones(1)).mean().item() < 0.5

@@ -194,7 +194,10 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
     """One recipe per sample applied at k strictly growing strengths (j / k of the recipe's, j = 1..k).
 
     All versions share the channels, operators, masks and random draws (noise, angles), so that
-    they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0). With
+    they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0). Two
+    versions can still coincide where an operator is discrete (pixelation's whole block sizes,
+    quantisation's whole numbers of levels) or where a mask is zero everywhere (about one mask in
+    4,000); identical images score alike, so such a pair gives RankNet no net gradient. With
     probability ``p_other`` a set is made instead by one operator outside the eight channels
     (:mod:`.other`: fog, colour quantisation, pixelation, warping), with zero labels.
 
