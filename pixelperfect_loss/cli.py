@@ -145,6 +145,8 @@ def maps_figure(reference: Tensor, image: Tensor, maps: Tensor, path: str | Path
     if title:
         fig.suptitle(title)
     path = Path(path)
+    if not path.suffix:  # matplotlib would write path + ".png" while we report path
+        path = path.with_name(path.name + ".png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)

@@ -67,6 +67,12 @@ def test_maps_figure_is_a_png_of_the_expected_size(files, tmp_path, capsys):
     assert pixels[..., :3].std() > 10  # not blank
 
 
+def test_output_without_a_suffix_is_written_and_reported_as_png(files, tmp_path, capsys):
+    assert main(["maps", files["ref"], files["blur"], "-o", str(tmp_path / "maps")]) == 0
+    assert f"wrote {tmp_path / 'maps.png'}" in capsys.readouterr().out
+    assert _png_pixels(tmp_path / "maps.png").ndim == 3 and not (tmp_path / "maps").exists()
+
+
 def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "-o", str(out)]) == 0
