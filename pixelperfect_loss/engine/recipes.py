@@ -197,7 +197,9 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
     they differ only in strength; ``ranks`` are 1..k (the reference itself would be rank 0). Two
     versions can still coincide where an operator is discrete (pixelation's whole block sizes,
     quantisation's whole numbers of levels) or where a mask is zero everywhere (about one mask in
-    4,000); identical images score alike, so such a pair gives RankNet no net gradient. With
+    4,000); identical images score alike, so such a pair gives RankNet no net gradient. And a JPEG
+    error need not grow with every step of quality (2 of 320 sets of 5 and 8 versions at 64x64 were
+    not in order of distance to the reference: one of them a zero mask, the other JPEG's last step). With
     probability ``p_other`` a set is made instead by one operator outside the eight channels
     (:mod:`.other`: fog, colour quantisation, pixelation, warping), with zero labels.
 
