@@ -242,8 +242,9 @@ def test_operators_check_their_arguments(name, fn, photos):
         fn(photos, "0.5")
     with pytest.raises(TypeError, match="x: expected float32 or float64"):
         fn(photos.half(), 0.5)
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3, H, W\)"):
-        fn(photos[:, :1], 0.5)
+    assert _run(fn, photos.mean(1, keepdim=True), 0.5).shape == photos.shape  # gray: replicated to RGB
+    with pytest.raises(ValueError, match=r"x: expected 1 \(gray\) or 3 \(RGB\) channels"):
+        fn(photos[:, :2], 0.5)
     with pytest.raises(ValueError, match="x: expected height and width >= 3"):
         fn(photos[..., :2], 0.5)
     with pytest.raises(TypeError, match="generator: expected a torch.Generator"):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_strength
+from .._checks import check_image, check_strength
 
 __all__ = [
     "gaussian_blur", "defocus_blur", "motion_blur", "downup_blur", "unsharp_mask",
@@ -49,25 +49,33 @@ def luma(x: Tensor) -> Tensor:
 MIN_SIZE = 3
 
 
+def check_engine_images(x: object, generator: object, name: str = "x", *, check_range: bool = False) -> Tensor:
+    """Images for the engine, as :func:`~pixelperfect_loss._checks.check_image` (gray replicated to RGB),
+    float32 or float64 and at least :data:`MIN_SIZE` pixels a side, and a torch.Generator or None.
+
+    Example:
+        >>> check_engine_images(torch.rand(2, 1, 8, 8), None).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    x = check_image(x, name, min_size=MIN_SIZE, check_range=check_range)
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: expected float32 or float64 (the engine's filters have no 16-bit CPU kernels), "
+                        f"got {x.dtype}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    return x
+
+
 def check_operator_input(x: object, t: object, generator: object, *, signed: bool) -> tuple[Tensor, Tensor]:
-    """Validate an operator's arguments; return ``x`` and ``t`` as an (N,) tensor of x's dtype and device.
+    """Validate an operator's arguments (:func:`check_engine_images`; ``t`` a float or one value per sample,
+    in [0, 1], or [-1, 1] if ``signed``); return ``x`` and ``t`` as an (N,) tensor of x's dtype and device.
 
     Example:
         >>> x, t = check_operator_input(torch.rand(2, 3, 8, 8), 0.5, None, signed=False)
         >>> t.tolist()
         [0.5, 0.5]
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x: expected float32 or float64 (the engine's filters have no 16-bit CPU kernels), "
-                        f"got {x.dtype}")
-    if x.ndim != 4 or x.shape[0] == 0 or x.shape[1] != 3:
-        raise ValueError(f"x: expected shape (N, 3, H, W) with N >= 1, got {tuple(x.shape)}")
-    if min(x.shape[-2:]) < MIN_SIZE:
-        raise ValueError(f"x: expected height and width >= {MIN_SIZE}, got {x.shape[-2]}x{x.shape[-1]}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    x = check_engine_images(x, generator)
     if isinstance(t, bool) or not isinstance(t, (int, float, Tensor)):
         raise TypeError(f"t: expected a float or a tensor of shape ({x.shape[0]},), got {type(t).__name__}")
     return x, check_strength(t, x.shape[0], "t", signed=signed, like=x)

@@ -16,7 +16,6 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from .._checks import check_image
 from ..channels import CHANNELS, INDEX
 from . import operators as op
 from .masks import _rand, random_masks
@@ -148,12 +147,7 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
 def _check_engine_input(clean: object, generator: object, *, max_channels: int, **probabilities: float) -> Tensor:
     """The engine's argument checks: clean images (float32 or float64, at least MIN_SIZE pixels a side; gray
     replicated to RGB), a torch.Generator or None, 1 to 8 channels per sample, probabilities in [0, 1]."""
-    clean = check_image(clean, "clean", min_size=op.MIN_SIZE)
-    if clean.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"clean: expected float32 or float64 (the engine's filters have no 16-bit CPU kernels), "
-                        f"got {clean.dtype}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    clean = op.check_engine_images(clean, generator, "clean", check_range=True)
     if isinstance(max_channels, bool) or not isinstance(max_channels, numbers.Integral) \
             or not 1 <= max_channels <= len(CHANNELS):
         raise ValueError(f"max_channels: expected an integer in [1, {len(CHANNELS)}], got {max_channels!r}")
