@@ -57,7 +57,12 @@ def test_mismatched_shapes_and_gray_input(entry_points, name):
     fn, argnames = entry_points[name]
     with pytest.raises(ValueError, match="same shape"):
         fn(GOOD, torch.rand(1, 3, 32, 48))
-    fn(GOOD.mean(1, keepdim=True), GOOD)  # gray is accepted (replicated to RGB)
+    gray = GOOD.mean(1, keepdim=True)  # gray is accepted, as its replication to RGB
+    for a, b in ((gray, GOOD), (GOOD, gray)):
+        got, want = fn(a, b), fn(a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1))
+        if isinstance(got, list):  # report
+            got, want = [e["score"] for e in got], [e["score"] for e in want]
+        assert got == want if isinstance(got, list) else torch.equal(got, want)
 
 
 def test_range_check_opt_out():

@@ -54,15 +54,6 @@ def test_full_intensity_finite_in_range_and_dtype(channel, sign, fn, dtype, phot
     assert (y - x).abs().mean() > 1e-3
 
 
-@pytest.mark.parametrize("channel,sign,fn", SIGNED_OPS, ids=_ids(SIGNED_OPS))
-def test_distance_grows_with_intensity(channel, sign, fn, photos):
-    dists = []
-    for t in (0.2, 0.4, 0.7, 1.0):
-        y = _run(fn, photos, torch.full((len(photos),), _signed(channel, sign, t)), seed=5)
-        dists.append(float((y - photos).abs().mean()))
-    assert all(a < b for a, b in zip(dists, dists[1:])), dists
-
-
 def _hf_energy(x, per_image=False):
     y = luma(x)
     e = ((y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)) ** 2).mean((1, 2, 3))
@@ -144,7 +135,7 @@ def test_masks_range_and_exact_zero_and_one(h, w):
     m = random_masks(64, h, w, torch.Generator().manual_seed(1))
     assert m.shape == (64, 1, h, w) and m.min() >= 0 and m.max() <= 1
     assert (m == 0).any() and (m == 1).any()
-    assert (m.std(dim=(1, 2, 3)) > 0.05).sum() > 16  # spatially varying for most samples
+    assert (m.std(dim=(1, 2, 3)) > 0.05).sum() >= 32  # spatially varying for most samples (43 of 64 measured)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -86,8 +86,14 @@ def test_guard_holds_what_the_selection_leaves_free(direction, photos):
 
 
 def test_maps_method_and_frozen_eval(loss_fn, photos):
-    m = loss_fn.maps(photos.flip(-1), photos)
+    from pixelperfect_loss import distortion_maps
+
+    blurred = op.gaussian_blur(photos, torch.full((4,), 0.5))
+    m = loss_fn.maps(blurred, photos)  # (output, target): the output's maps against the target
     assert m.shape == (4, 8, 64, 64)
+    torch.testing.assert_close(m, distortion_maps(photos, blurred))
+    assert torch.equal(loss_fn.maps(photos, blurred), -m)
+    assert (m[:, CHANNELS.index("blur")].mean((1, 2)) > 0.1).all()
     loss_fn.train()
     assert loss_fn.training and not loss_fn.predictor.training
     assert not any(p.requires_grad for p in loss_fn.parameters())

@@ -76,6 +76,13 @@ def test_report_fields(pp, photos):
         assert all(0 <= entry[c]["area"] <= 1 for c in CHANNELS)
         shares = sum(entry[c]["score_share"] for c in CHANNELS) + entry["other"]["score_share"]
         assert shares == pytest.approx(entry["score"], rel=1e-4, abs=1e-6)
+        assert entry["brightness"]["mean"] < -0.05  # darker
+        assert max(CHANNELS, key=lambda c: entry[c]["area"]) == "brightness"
+    maps = pp.maps(photos, dark)
+    for i, entry in enumerate(rep):
+        for c, name in enumerate(CHANNELS):
+            assert entry[name]["mean"] == pytest.approx(float(maps[i, c].mean()), abs=1e-6)
+            assert entry[name]["area"] == pytest.approx(float((maps[i, c].abs() > 0.1).float().mean()))
 
 
 def test_frozen_eval_and_bad_input(pp, photos):

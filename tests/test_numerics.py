@@ -49,7 +49,8 @@ def test_loss_and_metric_cast_to_16_bits_stay_finite(pair, dtype):
     assert torch.equal(fn(ref, ref), torch.zeros(2))
     got = fn(img, ref)
     assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, PixelPerfectLoss(reduction="none")(img, ref), rtol=0.15, atol=0.01)
+    rtol = 0.01 if dtype == torch.float16 else 0.06  # measured: 0.1% and 3.7% (bfloat16 keeps 8 bits)
+    torch.testing.assert_close(got.float(), PixelPerfectLoss(reduction="none")(img, ref), rtol=rtol, atol=0)
     pp = PixelPerfect().to(dtype)
     assert torch.equal(pp.score(ref, ref), torch.zeros(2))
     assert torch.isfinite(pp.score(ref, img)).all() and (pp.score(ref, img) < 0).all()
@@ -75,7 +76,7 @@ def test_autocast_agrees_with_float32(loss_fn, pair):
     want = loss_fn(img, ref)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = loss_fn(img, ref)
-    torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.01)
+    torch.testing.assert_close(got.float(), want, rtol=0.015, atol=1e-3)  # measured: 0.004 on 0.7
 
 
 def test_channels_last_and_determinism(loss_fn, pair):
@@ -96,12 +97,14 @@ def test_to_moves_every_buffer_and_parameter(pair):
 
 def test_torch_compile_gives_the_same_values(loss_fn, pair):
     ref, img = pair
+    want = loss_fn(img, ref)  # eager, outside the try: a bug of ours must fail here, not skip
     try:
-        compiled = torch.compile(loss_fn)
-        got = compiled(img, ref)
-    except Exception as exc:  # no working compiler tool chain here
+        got = torch.compile(loss_fn)(img, ref)
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            raise
         pytest.skip(f"torch.compile unavailable on this machine: {type(exc).__name__}: {exc}"[:300])
-    torch.testing.assert_close(got, loss_fn(img, ref), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int64, torch.bool]
@@ -123,10 +126,13 @@ def test_fuzz_public_api_returns_finite_or_raises_documented_errors(loss_fn, n, 
         base = torch.full_like(base, 0.5)
     x = base.to(dtype)
     y = (x if not shape_mismatch else x[..., : max(1, h - 1), :])
-    try:
-        out = loss_fn(x, y)
-    except (ValueError, TypeError):
+    valid = (dtype.is_floating_point and n >= 1 and c in (1, 3) and h >= 16 and w >= 16 and kind in ("uniform", "const")
+             and not shape_mismatch)
+    if not valid:  # a documented error, naming the argument
+        with pytest.raises((ValueError, TypeError), match="^(output|target)"):
+            loss_fn(x, y)
         return
+    out = loss_fn(x, y)
     assert out.shape == (n,) and torch.isfinite(out.float()).all()
 
 
