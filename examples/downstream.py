@@ -334,7 +334,7 @@ def run_task(task: str, losses: Sequence[str] = LOSSES, *, steps: int = 1500, ba
         for j in range(min(keep, len(images))):
             shown[f"{folder}/{images[j][0]}"].append(("ground truth", images[j][1]))
     config = {"task": task, "losses": list(losses), "steps": steps, "batch": batch, "crop": crop, "lam": lam,
-              "guard": guard, "lr": lr, "seed": seed, "train": str(train_dir), "eval": [str(d) for d in eval_dirs],
+              "guard": guard, "guard_unguarded_variant": 0.0, "lr": lr, "seed": seed, "train": str(train_dir), "eval": [str(d) for d in eval_dirs],
               "eval_images": eval_images, "eval_size": eval_size}
     report = {"task": task, "config": config, "results": results,
               "figure_rows": [(f"{task}: {k}", v) for k, v in shown.items()]}
@@ -360,7 +360,7 @@ def table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--task", choices=TASKS, default="denoise")
     ap.add_argument("--loss", nargs="+", choices=LOSSES, default=list(LOSSES),
                     help="one or more loss variants (default: all)")
@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads (default 1: these tiny convolutions gain little from more, and "
                          "lose a lot when the cores are shared with another job)")
     args = ap.parse_args(argv)
+    for flag, folder in [("--train", args.train)] + [("--eval", d) for d in args.eval]:
+        if not Path(folder).is_dir():
+            ap.error(f"{flag}: no such folder {folder} (the defaults are this repository's ../shared/data; "
+                     "any folder of photos works, e.g. pixelperfect_loss/assets)")
     torch.set_num_threads(args.threads)
     report = run_task(args.task, args.loss, steps=args.steps, batch=args.batch, crop=args.crop, lam=args.lam,
                       lr=args.lr, seed=args.seed, train_dir=args.train, eval_dirs=args.eval,

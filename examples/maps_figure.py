@@ -17,7 +17,7 @@ from pixelperfect_loss.metric import PixelPerfect
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("reference", help="the reference image (PNG, JPEG or TIFF)")
     ap.add_argument("image", help="the image to compare with the reference, same size")
     ap.add_argument("-o", "--output", default="maps.png", help="PNG to write (default maps.png)")

@@ -46,6 +46,11 @@ class OddConv1x1(nn.Conv2d):
 
     It runs with an explicit zero bias (a non-persistent buffer), because oneDNN's bias-free 1x1
     kernels are several times slower on CPU; adding +0.0 keeps the oddness exact.
+
+    Example:
+        >>> f, x = OddConv1x1(4, 2), torch.randn(1, 4, 3, 3)
+        >>> bool((f(-x) == -f(x)).all())
+        True
     """
 
     def __init__(self, cin: int, cout: int) -> None:
@@ -53,16 +58,28 @@ class OddConv1x1(nn.Conv2d):
         self.register_buffer("zero_bias", torch.zeros(cout), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The 1x1 convolution of ``x`` (N, cin, H, W) -> (N, cout, H, W)."""
         return F.conv2d(x, self.weight, self.zero_bias.to(self.weight.dtype))
 
 
 def odd_act(z: Tensor) -> Tensor:
-    """z * sigmoid(|z|): smooth, odd bit for bit (computed from |z|), slope 1/2 at 0."""
+    """z * sigmoid(|z|): smooth, odd bit for bit (computed from |z|), slope 1/2 at 0.
+
+    Example:
+        >>> z = torch.randn(5)
+        >>> bool((odd_act(-z) == -odd_act(z)).all()), odd_act(torch.zeros(1)).item()
+        (True, 0.0)
+    """
     return z * torch.sigmoid(z.abs())
 
 
 def pad16(x: Tensor) -> Tensor:
-    """Pad right and bottom (replicate) to a multiple of 16, keeping the 8x8 JPEG grid aligned."""
+    """Pad right and bottom (replicate) to a multiple of 16, keeping the 8x8 JPEG grid aligned.
+
+    Example:
+        >>> pad16(torch.rand(1, 3, 17, 32)).shape
+        torch.Size([1, 3, 32, 32])
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % 16, (-w) % 16
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
@@ -105,7 +122,12 @@ class DistortionPredictor(nn.Module):
         self.out = OddConv1x1(w4, len(CHANNELS))
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16)."""
+        """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16).
+
+        Example:
+            >>> [f.shape[-1] for f in DistortionPredictor().encode(torch.rand(1, 3, 32, 32))]
+            [8, 4, 2]
+        """
         cells = F.pixel_unshuffle(x, 4)
         if cells.requires_grad:  # recompute the cheap fixed features in backward instead of storing them
             fixed = checkpoint(fixed_features, cells, self.hue, use_reentrant=False)
@@ -126,6 +148,9 @@ class DistortionPredictor(nn.Module):
     def forward(self, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
         """Maps (N, 8, H, W); with ``lowres=True`` the 1/4-resolution maps of the padded input."""
         h, w = reference.shape[-2:]
+        # contiguous: inputs in different memory layouts (e.g. one channels_last) would otherwise run different
+        # floating-point operations in the two orders, and P(a, b) == -P(b, a) would hold only to rounding
+        reference, image = reference.contiguous(), image.contiguous()
         # Each image is encoded by its own call and the pair head runs once per order, never
         # batched together, so that swapping the inputs repeats the same floating-point operations.
         fr, fi = self.encode(pad16(reference)), self.encode(pad16(image))

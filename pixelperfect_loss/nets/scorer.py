@@ -47,6 +47,8 @@ def generic_features(reference: Tensor, image: Tensor, levels: int = 4) -> Tenso
         >>> generic_features(x, x).abs().max().item()
         0.0
     """
+    if reference.dtype in (torch.float16, torch.bfloat16):  # sqrt(0 + eps^2) - eps is not 0 in 16 bits
+        return generic_features(reference.float(), image.float(), levels).to(reference.dtype)
     yr, cr = _opponent(reference)
     yi, ci = _opponent(image)
     feats = []
@@ -101,12 +103,19 @@ class RelationalScorer(nn.Module):
         self.v = nn.Parameter(torch.zeros(hidden))
 
     def forward(self, features: Tensor) -> Tensor:
+        """(N,) scores of (N, 32) features: 0 where all are 0, negative otherwise."""
         phi = features * torch.exp(self.scale) * 10.0
         h = torch.log1p(phi @ F.softplus(self.w).t())
         return 0.0 - (h @ F.softplus(self.v))  # 0.0 - x: an exact +0.0 (not -0.0) for identical images
 
     def contributions(self, features: Tensor) -> Tensor:
-        """(N, 32) additive share of each feature in the score (they sum to the score)."""
+        """(N, 32) additive share of each feature in the score (they sum to the score).
+
+        Example:
+            >>> s, f = RelationalScorer(), torch.rand(2, 32)
+            >>> torch.allclose(s.contributions(f).sum(1), s(f), atol=1e-5)
+            True
+        """
         phi = features * torch.exp(self.scale) * 10.0
         w = F.softplus(self.w)
         pre = phi @ w.t()
