@@ -87,6 +87,8 @@ def check_strength(t: object, n: int, name: str = "intensity", *, signed: bool =
         tensor([0.5000, 0.5000, 0.5000])
     """
     lo = -1.0 if signed else 0.0
+    if isinstance(t, bool):
+        raise TypeError(f"{name}: expected a float or a tensor of shape ({n},), got bool")
     if isinstance(t, (int, float)):
         t = torch.full((n,), float(t))
     if not isinstance(t, Tensor):

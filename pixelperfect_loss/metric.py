@@ -84,8 +84,8 @@ class PixelPerfect(nn.Module):
         return self._features(ref, img).to(ref.dtype)
 
     def _features(self, ref: Tensor, img: Tensor) -> Tensor:
-        # in at least float32 whatever the inputs' and the networks' dtype: in float16 the generic features'
-        # smooth absolute value is not 0 at 0, and an identical image scored -0.11 instead of 0
+        # in at least float32 whatever the inputs' and the networks' dtype (the maps' mean parts and the scorer
+        # then see the precision of float32 inputs); cast to the inputs' dtype only at the end
         maps = run_predictor(self.predictor, ref, img, lowres=True, cast=False)
         return scorer_features(maps.to(torch.promote_types(maps.dtype, torch.float32)), ref, img)
 

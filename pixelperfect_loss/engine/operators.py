@@ -76,8 +76,6 @@ def check_operator_input(x: object, t: object, generator: object, *, signed: boo
         [0.5, 0.5]
     """
     x = check_engine_images(x, generator)
-    if isinstance(t, bool) or not isinstance(t, (int, float, Tensor)):
-        raise TypeError(f"t: expected a float or a tensor of shape ({x.shape[0]},), got {type(t).__name__}")
     return x, check_strength(t, x.shape[0], "t", signed=signed, like=x)
 
 
