@@ -2,7 +2,8 @@
 
 Memory is measured as *autograd saved-tensor memory*: the bytes of the unique storages that
 autograd saves for backward during ``fn`` (captured with
-``torch.autograd.graph.saved_tensors_hooks``), plus the storages of the tensor(s) ``fn``
+``torch.autograd.graph.saved_tensors_hooks``), plus those of the tensors that activation
+checkpointing keeps for its recomputation, plus the storages of the tensor(s) ``fn``
 returns. On CPU there is no reliable allocator statistic (RSS growth is dominated by the
 allocator's caching and by whatever else the process holds), and ``tracemalloc`` does not see
 torch's allocations. For a forward + backward pass the saved activations are the dominant,
@@ -85,7 +86,8 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu",
                 exclude: Iterable[torch.Tensor] = ()) -> int:
     """Bytes used by one call of ``fn`` (see the module docstring for what is counted).
 
-    On CPU: unique storages saved for backward plus those of ``fn``'s returned tensor(s);
+    On CPU: unique storages saved for backward, held by ``torch.utils.checkpoint.checkpoint`` for
+    recomputation, and returned by ``fn``;
     storages of ``exclude`` (e.g. the network's parameters) are not counted.
     On CUDA: ``torch.cuda.max_memory_allocated`` growth over the memory allocated before.
     """
@@ -111,8 +113,26 @@ def peak_memory(fn: Callable[[], object], device: str = "cpu",
         count(t)
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
+    # activation checkpointing recomputes in backward instead of saving, but keeps its tensor arguments alive
+    # until then: count them too (the predictor's fixed features and pair head are checkpointed in a loss)
+    import torch.utils.checkpoint as ckpt_module
+
+    from pixelperfect_loss.nets import predictor as predictor_module
+
+    original = ckpt_module.checkpoint
+
+    def checkpoint(function: Callable[..., object], *args: object, **kwargs: object) -> object:
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                count(a)
+        return original(function, *args, **kwargs)
+
+    ckpt_module.checkpoint = predictor_module.checkpoint = checkpoint
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fn()
+    finally:
+        ckpt_module.checkpoint = predictor_module.checkpoint = original
     for t in out if isinstance(out, (tuple, list)) else [out]:
         if isinstance(t, torch.Tensor):
             count(t)

@@ -101,6 +101,46 @@ def test_a_feature_past_the_bound_still_learns_in_training_mode():
     assert grads[True] != 0.0 and grads[False] == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_recomputed_pair_head_gives_the_same_gradients(trained, photos, monkeypatch, dtype):
+    """Frozen in eval mode with gradients on (as in the loss), the pair head is recomputed in backward
+    instead of keeping its activations; the maps and the image's gradient are the same bit for bit."""
+    from pixelperfect_loss.nets import predictor as module
+
+    net = DistortionPredictor().to(dtype)
+    net.load_state_dict(trained.state_dict())
+    net.eval().requires_grad_(False)
+    ref = photos.to(dtype)
+    img = op.gaussian_blur(ref, torch.full((4,), 0.4, dtype=dtype)).requires_grad_(True)
+    calls, real = [], module.checkpoint
+
+    def spy(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        return real(fn, *args, **kwargs)
+
+    def plain(fn, *args, **kwargs):
+        return fn(*args)
+
+    results = []
+    for wrapper in (spy, plain):
+        monkeypatch.setattr(module, "checkpoint", wrapper)
+        out = net(ref, img)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)
+        (grad,) = torch.autograd.grad((out * weights).sum(), img)
+        results.append((out.detach(), grad))
+        monkeypatch.undo()
+    assert calls == ["fixed_features", "_pair"]  # the image's fixed features (the reference needs no gradient)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    assert results[0][1].abs().max() > 0
+    monkeypatch.setattr(module, "checkpoint", spy)
+    calls.clear()
+    with torch.no_grad():
+        net(ref, img)
+    net.train()
+    net(ref, img)
+    assert calls == ["fixed_features"]  # no backward to come, and training (recomputing would only cost time)
+
+
 def test_any_size_above_minimum_and_minimum_error():
     x = torch.rand(1, 3, 16, 19)
     assert distortion_maps(x, x.flip(-1)).shape == (1, 8, 16, 19)

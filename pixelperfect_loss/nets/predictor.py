@@ -13,6 +13,10 @@ Built for cost: nothing but a space-to-depth reshape runs at full resolution::
 
 Swapping the inputs leaves ``s`` unchanged and negates ``d`` and ``h8`` exactly in floating point,
 so ``P(a, b) == -P(b, a)`` and ``P(a, a) == 0`` hold bit for bit, for any weights.
+
+Frozen in eval mode with gradients on (inside a loss), the fixed features and the pair head are
+recomputed in backward (activation checkpointing) rather than kept: the same values and gradients,
+less than 0.6x the memory kept for backward (``python -m benchmarks.predictor_speed``).
 """
 
 from __future__ import annotations
@@ -137,13 +141,18 @@ class DistortionPredictor(nn.Module):
         f8 = self.down8(f4)
         return [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]
 
-    def _g(self, s: list[Tensor], d: list[Tensor]) -> Tensor:
-        h16 = self.fuse16(torch.cat([s[2], d[2]], dim=1))
+    def _g(self, s8: Tensor, s16: Tensor, d8: Tensor, d16: Tensor) -> Tensor:
+        h16 = self.fuse16(torch.cat([s16, d16], dim=1))
         if not self.training:
             h16 = h16.clamp(-H16_BOUND, H16_BOUND)
         h16 = h16 + self.context(h16.mean(dim=(-2, -1)))[..., None, None]
-        h8 = self.in8(torch.cat([s[1], d[1]], dim=1))
+        h8 = self.in8(torch.cat([s8, d8], dim=1))
         return self.fuse8(torch.cat([F.interpolate(h16, scale_factor=2.0, mode="nearest"), h8], dim=1))
+
+    def _pair(self, r8: Tensor, r16: Tensor, i8: Tensor, i16: Tensor) -> Tensor:
+        """The pair head at 1/8 in both orders, h8 = g(s, d) - g(s, -d), from both images' 1/8 and 1/16 features."""
+        s8, s16 = r8 + i8, r16 + i16
+        return self._g(s8, s16, i8 - r8, i16 - r16) - self._g(s8, s16, r8 - i8, r16 - i16)
 
     def forward(self, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
         """Maps (N, 8, H, W); with ``lowres=True`` the 1/4-resolution maps of the padded input."""
@@ -154,12 +163,14 @@ class DistortionPredictor(nn.Module):
         # Each image is encoded by its own call and the pair head runs once per order, never
         # batched together, so that swapping the inputs repeats the same floating-point operations.
         fr, fi = self.encode(pad16(reference)), self.encode(pad16(image))
-        s = [a + b for a, b in zip(fr, fi)]
-        d_fwd = [b - a for a, b in zip(fr, fi)]
-        d_bwd = [a - b for a, b in zip(fr, fi)]
-        h8 = self._g(s, d_fwd) - self._g(s, d_bwd)
-        z = F.interpolate(h8, scale_factor=2.0, mode="bilinear", align_corners=False) + self.odd_in(d_fwd[0])
-        z = z * torch.sigmoid(self.gate(s[0]))
+        if not self.training and (fr[1].requires_grad or fi[1].requires_grad):
+            # the frozen network inside a loss: the pair head is recomputed in backward instead of keeping its
+            # activations (the same values and gradients, bit for bit; in training it would only cost time)
+            h8 = checkpoint(self._pair, *fr[1:], *fi[1:], use_reentrant=False)
+        else:
+            h8 = self._pair(*fr[1:], *fi[1:])
+        z = F.interpolate(h8, scale_factor=2.0, mode="bilinear", align_corners=False) + self.odd_in(fi[0] - fr[0])
+        z = z * torch.sigmoid(self.gate(fr[0] + fi[0]))
         low = self.out(odd_act(z))
         if lowres:
             return low
