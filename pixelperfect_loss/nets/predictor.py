@@ -16,7 +16,7 @@ so ``P(a, b) == -P(b, a)`` and ``P(a, a) == 0`` hold bit for bit, for any weight
 
 Frozen in eval mode with gradients on (inside a loss), the fixed features and the pair head are
 recomputed in backward (activation checkpointing) rather than kept: the same values and gradients,
-less than 0.6x the memory kept for backward (``python -m benchmarks.predictor_speed``).
+about 0.6x the memory kept for backward (``python -m benchmarks.predictor_speed``).
 """
 
 from __future__ import annotations
