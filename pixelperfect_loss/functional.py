@@ -42,13 +42,15 @@ def default_predictor(device: torch.device | str = "cpu", dtype: torch.dtype = t
 
 
 def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool = False,
-                  cast: bool = True) -> Tensor:
+                  cast: bool = True, crop: bool = True) -> Tensor:
     """Apply ``net`` in its own dtype to a checked pair and return maps in the inputs' dtype
     (in the network's dtype with ``cast=False``, for reductions that must not lose precision).
 
     With ``lowres=True``, the predictor's native maps at 1/4 resolution (cropped to the cells that
     cover the image), which is what the loss averages: the same information, without computing and
-    storing full-resolution maps.
+    storing full-resolution maps; with ``crop=False`` as well, all the cells of the padded input
+    (:func:`crop_cells` and :func:`~pixelperfect_loss.nets.predictor.upsample_maps` then give both
+    resolutions from one pass).
     """
     if not isinstance(net, nn.Module):
         raise TypeError(f"net: expected a torch.nn.Module (a DistortionPredictor), got {type(net).__name__}")
@@ -62,9 +64,19 @@ def run_predictor(net: nn.Module, reference: Tensor, image: Tensor, lowres: bool
     # contiguous: two equal images in different memory layouts (e.g. channels_last) must run the
     # same floating-point operations, or P(a, a) == 0 would hold only to rounding
     out = net(reference.to(p.dtype).contiguous(), image.to(p.dtype).contiguous(), lowres=lowres)
-    if lowres:
-        out = out[..., :-(-h // 4), :-(-w // 4)]
+    if lowres and crop:
+        out = crop_cells(out, h, w)
     return out.to(reference.dtype) if cast else out
+
+
+def crop_cells(low: Tensor, h: int, w: int) -> Tensor:
+    """The 1/4-resolution cells of a padded input's maps that cover an (h, w) image.
+
+    Example:
+        >>> crop_cells(torch.zeros(1, 8, 8, 8), 30, 17).shape
+        torch.Size([1, 8, 8, 5])
+    """
+    return low[..., :-(-h // 4), :-(-w // 4)]
 
 
 def distortion_maps(reference: Tensor, image: Tensor, net: nn.Module | None = None, *,

@@ -15,8 +15,9 @@ from torch import Tensor, nn
 
 from ._checks import MIN_SIZE, check_pair
 from .channels import CHANNELS
-from .functional import run_predictor
+from .functional import crop_cells, run_predictor
 from .nets import scorer_features
+from .nets.predictor import upsample_maps
 
 #: |map| above which a pixel counts as affected in :meth:`PixelPerfect.report`.
 AREA_THRESHOLD = 0.1
@@ -83,10 +84,11 @@ class PixelPerfect(nn.Module):
         ref, img = self._pair(reference, image, name)
         return self._features(ref, img).to(ref.dtype)
 
-    def _features(self, ref: Tensor, img: Tensor) -> Tensor:
+    def _features(self, ref: Tensor, img: Tensor, maps: Tensor | None = None) -> Tensor:
         # in at least float32 whatever the inputs' and the networks' dtype (the maps' mean parts and the scorer
         # then see the precision of float32 inputs); cast to the inputs' dtype only at the end
-        maps = run_predictor(self.predictor, ref, img, lowres=True, cast=False)
+        if maps is None:  # the native 1/4-resolution maps, in the network's dtype
+            maps = run_predictor(self.predictor, ref, img, lowres=True, cast=False)
         return scorer_features(maps.to(torch.promote_types(maps.dtype, torch.float32)), ref, img)
 
     def score(self, reference: Tensor, image: Tensor, name: str = "image") -> Tensor:
@@ -115,10 +117,14 @@ class PixelPerfect(nn.Module):
         (fraction of pixels with |map| > 0.1); ``other`` is the part of the score due to the generic
         difference signal (distortions outside the eight channels)."""
         with torch.no_grad():
-            feats = self._features(*self._pair(reference, image))
+            ref, img = self._pair(reference, image)
+            h, w = ref.shape[-2:]
+            # one predictor pass: its native maps feed the score, and their upsampling is what maps() returns
+            low = run_predictor(self.predictor, ref, img, lowres=True, cast=False, crop=False)
+            feats = self._features(ref, img, crop_cells(low, h, w))
             p = next(self.scorer.parameters())
             contrib = self.scorer.contributions(feats.to(p.dtype))
-            maps = self.maps(reference, image)
+            maps = upsample_maps(low, h, w).to(ref.dtype)
         out = []
         for i in range(maps.shape[0]):
             entry: dict[str, Any] = {"score": float(contrib[i].sum())}

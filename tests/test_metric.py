@@ -85,6 +85,26 @@ def test_report_fields(pp, photos):
             assert entry[name]["area"] == pytest.approx(float((maps[i, c].abs() > 0.1).float().mean()))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_report_runs_the_predictor_once_with_the_same_numbers(pp, photos, dtype):
+    # an odd size, so that the padded input's border cells are cropped differently at the two resolutions
+    ref = photos[:2, :, :61, :45].to(dtype)
+    img = op.gaussian_blur(op.warmth_gain(ref, torch.full((2,), 0.6)), torch.full((2,), 0.4))
+    calls = []
+    hook = pp.predictor.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        rep = pp.report(ref, img)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    maps, score = pp.maps(ref, img), pp.score(ref, img)
+    for i, entry in enumerate(rep):
+        assert entry["score"] == pytest.approx(float(score[i]), rel=1e-6)
+        for c, name in enumerate(CHANNELS):  # the same operations as maps(): equal to the last bit
+            assert entry[name]["mean"] == float(maps[i, c].mean())
+            assert entry[name]["area"] == float((maps[i, c].abs() > 0.1).float().mean())
+
+
 def test_frozen_eval_and_bad_input(pp, photos):
     pp.train()
     assert not pp.predictor.training and not pp.scorer.training

@@ -77,6 +77,17 @@ def odd_act(z: Tensor) -> Tensor:
     return z * torch.sigmoid(z.abs())
 
 
+def upsample_maps(low: Tensor, h: int, w: int) -> Tensor:
+    """Full-resolution maps (N, 8, h, w) from the 1/4-resolution maps of the padded input
+    (``forward(..., lowres=True)``): bilinear upsampling by 4, cropped to the image.
+
+    Example:
+        >>> upsample_maps(torch.zeros(1, 8, 8, 8), 30, 17).shape
+        torch.Size([1, 8, 30, 17])
+    """
+    return F.interpolate(low, scale_factor=4.0, mode="bilinear", align_corners=False)[..., :h, :w]
+
+
 def pad16(x: Tensor) -> Tensor:
     """Pad right and bottom (replicate) to a multiple of 16, keeping the 8x8 JPEG grid aligned.
 
@@ -172,7 +183,4 @@ class DistortionPredictor(nn.Module):
         z = F.interpolate(h8, scale_factor=2.0, mode="bilinear", align_corners=False) + self.odd_in(fi[0] - fr[0])
         z = z * torch.sigmoid(self.gate(fr[0] + fi[0]))
         low = self.out(odd_act(z))
-        if lowres:
-            return low
-        up = F.interpolate(low, scale_factor=4.0, mode="bilinear", align_corners=False)
-        return up[..., :h, :w]
+        return low if lowres else upsample_maps(low, h, w)
