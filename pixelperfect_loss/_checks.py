@@ -11,8 +11,10 @@ from torch import Tensor
 
 #: Smallest height and width accepted by the networks (pixels).
 MIN_SIZE = 16
-#: Values this far outside [0, 1] (or 4 units in the last place of the dtype, if more) pass the range check:
-#: float rounding, e.g. a normalised blur of a white region, gives 1 + 1.2e-7 in float32.
+#: Values this far outside [0, 1] pass the range check: float rounding, e.g. a normalised blur of a white region,
+#: gives 1 + 1.2e-7 in float32. Above 1 the tolerance grows to 4 units in the last place of a coarser dtype
+#: (bfloat16: 0.03); below 0 only to the dtype's smallest normal number (float16: 6e-5): rounding values in [0, 1]
+#: never makes them negative.
 RANGE_TOLERANCE = 1e-6
 
 
@@ -48,7 +50,7 @@ def check_image(x: object, name: str = "image", *, min_size: int = 1, check_rang
         if lo != lo or hi != hi or abs(lo) == float("inf") or abs(hi) == float("inf"):
             raise ValueError(f"{name}: contains NaN or Inf values")
         tol = max(RANGE_TOLERANCE, 4 * torch.finfo(x.dtype).eps)  # rounding, e.g. a normalised blur of ones
-        if lo < -tol or hi > 1.0 + tol:
+        if lo < -max(RANGE_TOLERANCE, torch.finfo(x.dtype).tiny) or hi > 1.0 + tol:
             raise ValueError(f"{name}: expected values in [0, 1], got range [{lo:.9g}, {hi:.9g}]"
                              " (for images in [-1, 1] pass (x + 1) / 2; pass check_range=False to skip this check)")
     if c == 1:

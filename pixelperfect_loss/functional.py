@@ -188,10 +188,10 @@ def loss_from_maps(maps: Tensor, channel_weights: Tensor, direction: str = "both
     maps = maps.to(torch.promote_types(maps.dtype, torch.float32))
     if direction == "both":
         pen = maps.abs()
-    elif direction == "more":
-        pen = maps.clamp_min(0)
+    elif direction == "more":  # relu, not clamp_min: a zero slope at 0, so that output == target is a minimum
+        pen = torch.relu(maps)
     else:
-        pen = (-maps).clamp_min(0)
+        pen = torch.relu(-maps)
     per_channel = pen.mean(dim=(-2, -1))
     cw = channel_weights.to(per_channel)
     per_sample = (per_channel * cw).sum(1)

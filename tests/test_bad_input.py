@@ -71,6 +71,23 @@ def test_range_check_opt_out():
     assert PixelPerfectLoss(check_range=False)(x, x).item() == 0.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_undershoot_is_refused_in_every_dtype_and_finite_without_the_check(dtype):
+    # rounding values in [0, 1] never makes them negative, so the coarse dtypes get no extra room below 0
+    # (bfloat16 gets 0.03 above 1); without the check, cells of mean luma below -0.01 must not make NaN
+    target = torch.rand(1, 3, 32, 32)
+    target[..., :8, :8] = 0
+    out = target.clone()
+    out[..., :8, :8] = -0.02
+    out, target = out.to(dtype).requires_grad_(), target.to(dtype)
+    with pytest.raises(ValueError, match=r"output: expected values in \[0, 1\], got range \[-0\.0"):
+        PixelPerfectLoss()(out, target)
+    loss = PixelPerfectLoss(check_range=False)(out, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(out.grad).all()
+    assert torch.isfinite(distortion_maps(target, out, check_range=False)).all()
+
+
 def test_compare_and_rank_name_the_bad_candidate():
     pp, bad = PixelPerfect(), torch.rand(1, 3, 32, 48)
     with pytest.raises(ValueError, match="reference and b: expected the same shape"):

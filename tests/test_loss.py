@@ -34,6 +34,16 @@ def test_gradients_finite_at_identity_constant_and_extremes(direction, photos):
         assert tgt.grad is None  # gradients flow to the output only
 
 
+@pytest.mark.parametrize("direction", ["both", "more", "less"])
+@pytest.mark.parametrize("guard", [0.0, 0.1])
+def test_gradient_is_zero_at_output_equals_target(direction, guard, photos):
+    # the loss's minimum: a non-zero (sub)gradient there would push a perfect output away from the target
+    out = photos.clone().double().requires_grad_()
+    fn = PixelPerfectLoss(["blur", "noise"], direction=direction, guard=guard).double()
+    fn(out, photos.double()).backward()
+    assert torch.equal(out.grad, torch.zeros_like(out))
+
+
 def test_direction_more_ignores_sharpening_but_penalises_blur(photos):
     more = PixelPerfectLoss(channels=["blur"], direction="more", reduction="none")
     less = PixelPerfectLoss(channels=["blur"], direction="less", reduction="none")

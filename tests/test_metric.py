@@ -23,6 +23,12 @@ def test_score_identical_is_exactly_zero(pp, photos):
     assert torch.equal(pp.score(photos.to(memory_format=torch.channels_last), photos), torch.zeros(4))
 
 
+def test_score_gradient_is_zero_at_the_reference(pp, photos):
+    img = photos.clone().requires_grad_()
+    pp.score(photos, img).sum().backward()
+    assert torch.equal(img.grad, torch.zeros_like(img))  # identity is the maximum, 0
+
+
 def test_score_negative_for_distorted_images(pp, photos):
     for img in (op.gaussian_noise(photos, torch.full((4,), 0.5), torch.Generator().manual_seed(0)),
                 op.gaussian_blur(photos, torch.full((4,), 0.5)),

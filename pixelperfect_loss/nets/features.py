@@ -71,7 +71,8 @@ def fixed_features(cells: Tensor, hue: bool = False) -> Tensor:
     # cell k's right edge is an 8x8 block edge for odd k and a seam inside a block for even k
     edge = step_x[..., 1::2].repeat_interleave(2, -1) ** 2 + step_y[..., 1::2, :].repeat_interleave(2, -2) ** 2
     seam = step_x[..., 0::2].repeat_interleave(2, -1) ** 2 + step_y[..., 0::2, :].repeat_interleave(2, -2) ** 2
-    tone = torch.cat([torch.log(mean_y + 0.01), torch.log(chroma)], 1) * 0.5
+    # clamped: with check_range=False a cell's mean luma may be below -0.01, whose log would be NaN
+    tone = torch.cat([torch.log(mean_y.clamp_min(0) + 0.01), torch.log(chroma)], 1) * 0.5
     energies = _log(torch.stack([fine, cell, coarse.squeeze(1), chroma_var, edge], 1))
     feats = [mean_y, mean_o, tone, energies, energies[:, -1:] - _log(seam.unsqueeze(1))]
     if hue:

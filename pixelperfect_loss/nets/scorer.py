@@ -71,7 +71,8 @@ def map_features(maps: Tensor) -> Tensor:
         >>> map_features(torch.zeros(1, 8, 4, 4)).shape
         torch.Size([1, 16])
     """
-    return torch.cat([maps.clamp_min(0).mean((2, 3)), (-maps).clamp_min(0).mean((2, 3))], 1)
+    # relu, not clamp_min: a zero slope at 0, so that the score's gradient vanishes at image == reference
+    return torch.cat([torch.relu(maps).mean((2, 3)), torch.relu(-maps).mean((2, 3))], 1)
 
 
 def scorer_features(maps: Tensor, reference: Tensor, image: Tensor) -> Tensor:
