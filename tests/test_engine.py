@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from pixelperfect_loss.channels import CHANNELS, INDEX
-from pixelperfect_loss.engine import (OPERATORS, Recipe, apply_recipe, luma, make_ranked_sets, make_triplets,
+from pixelperfect_loss.engine import (OPERATORS, Recipe, apply_recipe, luma, make_ranked_sets, make_triplets, random_recipe,
                                       random_masks)
+from pixelperfect_loss.engine import operators as op
 from pixelperfect_loss.engine.recipes import TWO_SIDED
 
 DTYPES = [torch.float32, torch.float64]
@@ -128,6 +129,18 @@ def test_direction_of_every_operator(channel, sign, fn, photos):
     measure = MEASURES[channel]
     y = _run(fn, photos, torch.full((len(photos),), _signed(channel, sign, 0.6)))
     assert sign * (measure(y) - measure(photos)) > 0
+
+
+@pytest.mark.parametrize("fn", [op.contrast_linear, op.contrast_curve], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("exposure", ["dark", "normal", "bright"])
+@pytest.mark.parametrize("t", [-0.6, -0.3, 0.3, 0.6, 1.0])
+def test_contrast_direction_on_dark_and_bright_photos(fn, exposure, t, photos):
+    """A curve about mid grey flattened the content of a dark photo when asked for more contrast: the
+    label said "+" where the luma std fell. Per image, at three exposures."""
+    x = {"dark": 0.3 * photos, "normal": photos, "bright": 0.7 + 0.3 * photos}[exposure]
+    y = fn(x, torch.full((len(x),), t))
+    change = luma(y).std((1, 2, 3)) - luma(x).std((1, 2, 3))
+    assert (change * t > 0).all(), change
 
 
 @pytest.mark.parametrize("h,w", [(48, 40), (160, 136)])  # rendered at full and at 1/4 resolution
@@ -395,3 +408,18 @@ def test_chroma_noise_keeps_luma_and_matches_the_ycbcr_round_trip(dtype, photos)
     assert torch.allclose(got, want, atol=tol)
     inside = ((want > 0) & (want < 1)).all(1, keepdim=True)
     assert torch.allclose(luma(got)[inside], luma(x)[inside], atol=tol)
+
+
+def test_apply_recipe_scale_is_per_sample(photos):
+    """A (N,) scale multiplies each sample's strengths (it used to broadcast over the channels instead)."""
+    x = photos.repeat(2, 1, 1, 1)
+    recipe = random_recipe(8, 64, 64, torch.Generator().manual_seed(0), p_clean=0.0)
+    scale = torch.tensor([1.0, 0.0, 0.5, 0.0, 1.0, 0.0, 0.25, 0.0])
+    y = apply_recipe(x, recipe, torch.Generator().manual_seed(1), scale=scale)
+    lab = recipe.labels(scale)
+    changed = (y != x).flatten(1).any(1)
+    assert changed.tolist() == (scale > 0).tolist()
+    assert torch.equal(lab.flatten(1).abs().amax(1) > 0, scale > 0)
+    for bad, err in [(torch.zeros(3), r"shape \(8,\)"), (2.0, r"values in \[0, 1\]")]:
+        with pytest.raises(ValueError, match="scale: expected .*" + err):
+            apply_recipe(x, recipe, None, scale=bad)

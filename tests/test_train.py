@@ -182,6 +182,24 @@ def test_background_workers_give_the_same_training(tmp_path):
         assert torch.equal(x, y), k
 
 
+def _step_and_worker(step):
+    info = torch.utils.data.get_worker_info()
+    return step, -1 if info is None else info.id
+
+
+@pytest.mark.parametrize("start", [0, 3])  # a resumed run may start inside a block
+def test_stream_keeps_each_block_of_steps_in_one_worker(start):
+    """With --reuse r, a worker that made step s's engine batch must also serve the steps that reuse it;
+    with every k-th step per worker, each worker made its own copy and reuse saved nothing."""
+    from pixelperfect_loss.train.common import stream
+
+    got = list(stream(_step_and_worker, start, 11, workers=2, group=2))
+    assert [s for s, _ in got] == list(range(start, 11))
+    for (s, w), (s2, w2) in zip(got, got[1:]):
+        assert (w == w2) == (s // 2 == s2 // 2), got  # the same worker exactly within a block of 2
+    assert [s for s, _ in stream(_step_and_worker, start, 11, workers=0, group=3)] == list(range(start, 11))
+
+
 def test_killed_training_resumes_without_losing_finished_steps(tmp_path):
     """SIGKILL a training process after a checkpoint, resume it, and get the uninterrupted result."""
     import os
@@ -310,8 +328,11 @@ BASE = ["--steps", "1", "--batch", "1", "--crop", "32", "--no-progress", "--devi
     (["--images", "{empty}"], "--images: no PNG/JPEG/TIFF"),
     (["--crop", "512"], "--crop 512: larger than the image "),  # the embedded photos are 256 x 384
     (["scorer", "--predictor", "/nope.safetensors"], "--predictor: "),
-    (["--lr", "-1"], "--lr must be > 0, got -1.0"),
-    (["--tune-lr", "0"], "--tune-lr must be > 0"),
+    (["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+    (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),  # trained to NaN weights, exit 0
+    (["--tune-lr", "0"], "--tune-lr must be a finite number > 0"),
+    (["--cross-weight", "inf"], "--cross-weight must be a finite number, got inf"),
+    (["--seed", "5000000000"], "--seed must be 0 to 2147483647"),  # crashed mid-run in the step generators
     (["--width", "1"], "--width must be >= 2, got 1"),  # width 1 leaves layers without channels
     (["--threads", "-1"], "--threads must be >= 1"),
     (["--ckpt-every", "0"], "--ckpt-every must be >= 1, got 0"),

@@ -123,12 +123,25 @@ def _filter_fft(x: Tensor, kernels: Tensor) -> Tensor:
     n, c, h, w = x.shape
     k = kernels.shape[-1]
     r = k // 2
-    mode = "reflect" if r < min(h, w) else "replicate"
-    xp = F.pad(x, (r, r, r, r), mode=mode)
+    xp = _pad_reflect(x, r)
     size = (_fast_size(xp.shape[-2]), _fast_size(xp.shape[-1]))  # zero-padded further: FFT-friendly
     kf = torch.fft.rfft2(kernels, s=size)  # the kernel at the top left, its centre at (r, r)
     y = torch.fft.irfft2(torch.fft.rfft2(xp, s=size) * kf.unsqueeze(1), s=size)
     return y[..., 2 * r:2 * r + h, 2 * r:2 * r + w]  # linear (never wrapped) outputs, centred
+
+
+def _pad_reflect(x: Tensor, r: int) -> Tensor:
+    """Pad by r on every side: reflected as far as the image allows (r < side), replicated beyond. So the
+    pixels next to the image do not depend on r, and a sample's blur does not depend on its batch
+    (r comes from the batch's largest kernel; switching the whole padding to replicate past the image's
+    side made the blur of a small image, and its distance, drop as t grew)."""
+    h, w = x.shape[-2:]
+    rh, rw = min(r, h - 1), min(r, w - 1)
+    if rh or rw:
+        x = F.pad(x, (rw, rw, rh, rh), mode="reflect")
+    if rh < r or rw < r:
+        x = F.pad(x, (r - rw, r - rw, r - rh, r - rh), mode="replicate")
+    return x
 
 
 def _fast_size(n: int) -> int:
@@ -158,10 +171,14 @@ def _odd(v: float) -> int:
 
 
 def _gaussian_kernels(sigma: Tensor) -> Tensor:
+    """(N, k, k) gaussians, each truncated to its own square of half-side ceil(3 sigma + 0.5), in a grid
+    sized for the largest: a sample's kernel does not depend on the others in its batch."""
     k = _odd(3.0 * float(sigma.max()) + 0.5)
     yy, xx = _grid(k, sigma)
-    s2 = (_v(sigma).squeeze(1).clamp_min(1e-3)) ** 2
-    return _normalise(torch.exp(-(xx * xx + yy * yy) / (2 * s2)))
+    s = _v(sigma).squeeze(1)
+    half = torch.ceil(3.0 * s + 0.5)
+    inside = (xx.abs() <= half) & (yy.abs() <= half)
+    return _normalise(torch.exp(-(xx * xx + yy * yy) / (2 * s.clamp_min(1e-3) ** 2)) * inside)
 
 
 def _blur_with(x: Tensor, t: Tensor, kernels: Tensor) -> Tensor:
@@ -474,20 +491,31 @@ def contrast_linear(x: Tensor, t: Tensor, generator: torch.Generator | None = No
 
 @_operator(signed=True)
 def contrast_curve(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Tone curve about mid grey: an S-curve of slope up to ~3 at the middle for t > 0, its inverse
-    (flattened mid-tones) for t < 0 (t in [-1, 1]).
+    """Tone curve about the image's mean luma p (clamped to [0.05, 0.95]): an S-curve of slope up to ~3 at p
+    for t > 0, its inverse (flattened mid-tones) for t < 0 (t in [-1, 1]). Each side of p is scaled to
+    [-1, 1] (by p below, 1 - p above), so black and white stay fixed and the slope is the same on both sides.
+
+    About mid grey instead, a dark photo's content sat on the curve's flat toe: "more contrast" flattened
+    it (luma std of a kodak24 photo at 0.4x exposure fell in 97% of its 16x16 blocks at t = 1; now 8%),
+    and the curve moved the mean luma 2.6x as far (the brightness channel's job).
 
     Example:
         >>> x = torch.rand(1, 3, 16, 16)
         >>> bool(contrast_curve(x, torch.ones(1)).std() > x.std())
         True
+        >>> dark = 0.25 * x
+        >>> bool(contrast_curve(dark, torch.ones(1)).std() > dark.std())
+        True
     """
     k = _v(6.0 * t.abs()).clamp_min(1e-4)
     th = torch.tanh(k / 2)
-    c = x - 0.5
-    s_curve = 0.5 + 0.5 * torch.tanh(k * c) / th
-    inv_curve = 0.5 + torch.atanh((2 * c * th).clamp(-0.999999, 0.999999)) / k
-    out = torch.where(_v(t) > 0, s_curve, inv_curve)
+    p = luma(x).mean(dim=(-2, -1), keepdim=True).clamp(0.05, 0.95)
+    c = x - p
+    span = torch.where(c < 0, p, 1 - p)
+    u = c / span  # in [-1, 1]
+    s_curve = torch.tanh(k * u / 2) / th
+    inv_curve = torch.atanh((u * th).clamp(-0.999999, 0.999999)) * 2 / k
+    out = p + span * torch.where(_v(t) > 0, s_curve, inv_curve)
     return _identity_where_zero(x, out.clamp(0, 1), t)
 
 

@@ -76,8 +76,10 @@ class Recipe:
     masks: Tensor
 
     def labels(self, scale: Tensor | float = 1.0, *, in_place: bool = False) -> Tensor:
-        """``sign * strength * scale * mask`` (N, 8, H, W); ``in_place`` reuses (and so consumes) the masks."""
-        s = (self.sign * self.strength * scale).to(self.masks.device, self.masks.dtype)[:, :, None, None]
+        """``sign * strength * scale * mask`` (N, 8, H, W), ``scale`` a float or (N,) in [-1, 1] (negative: a swapped
+        pair's labels); ``in_place`` reuses (and so consumes) the masks."""
+        s = (self.sign * self.strength * _per_sample(scale, len(self.sign), -1.0)).to(self.masks.device,
+                                                                                 self.masks.dtype)[:, :, None, None]
         return self.masks.mul_(s) if in_place else s * self.masks
 
 
@@ -111,6 +113,21 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
     return Recipe(strength.to(dtype), sign, variant, masks)
 
 
+def _per_sample(scale: Tensor | float, n: int, lo: float = 0.0) -> Tensor:
+    """``scale`` (a float, or one value per sample, in [lo, 1]) as a tensor that broadcasts over the channels:
+    () or (N, 1)."""
+    t = torch.as_tensor(scale, dtype=torch.float64 if not isinstance(scale, Tensor) else None)
+    if not t.is_floating_point() and not isinstance(scale, (int, float)):
+        raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got dtype {t.dtype}")
+    if t.ndim == 1 and t.shape[0] == n:
+        t = t[:, None]
+    elif t.ndim != 0 and tuple(t.shape) != (n, 1):
+        raise ValueError(f"scale: expected a float or shape ({n},) (one value per sample), got {tuple(t.shape)}")
+    if bool(((t < lo) | (t > 1) | torch.isnan(t)).any()):
+        raise ValueError(f"scale: expected values in [{lo:g}, 1], got {t.flatten().tolist()}")
+    return t
+
+
 def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,
                  scale: Tensor | float = 1.0) -> Tensor:
     """Distort ``clean`` with ``recipe``, strengths multiplied by ``scale`` (a float or (N,)).
@@ -122,7 +139,7 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
         torch.Size([2, 3, 16, 16])
     """
     x = clean.clone()
-    strength = (recipe.strength.to(x.device) * torch.as_tensor(scale, device=x.device)).to(x.dtype)
+    strength = (recipe.strength.to(x.device) * _per_sample(scale, len(x)).to(x.device)).to(x.dtype)
     signs, variants = recipe.sign.tolist(), recipe.variant.tolist()  # plain lists: cheap grouping
     masks = recipe.masks.to(x.device, x.dtype)
     for name in ORDER:

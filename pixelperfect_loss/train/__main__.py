@@ -9,6 +9,7 @@ engine samples and only rank 0 writes checkpoints and weights.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -118,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and not v >= low:
             print(f"error: --{name.replace('_', '-')} must be >= {low}, got {v}", file=sys.stderr)
             return 2
-    for name in ("lr", "tune_lr"):
-        if not getattr(args, name) > 0:
-            print(f"error: --{name.replace('_', '-')} must be > 0, got {getattr(args, name)}", file=sys.stderr)
+    for name in ("lr", "tune_lr", "cross_weight"):
+        v = getattr(args, name)
+        if not math.isfinite(v) or (name != "cross_weight" and not v > 0):
+            print(f"error: --{name.replace('_', '-')} must be a finite number{'' if name == 'cross_weight' else ' > 0'}"
+                  f", got {v}", file=sys.stderr)
             return 2
+    if not 0 <= args.seed < 2**31:  # the per-step generators are seeded from (seed, step) in 64 bits
+        print(f"error: --seed must be 0 to {2**31 - 1}, got {args.seed}", file=sys.stderr)
+        return 2
     from .common import finish_distributed, init_distributed, rank_and_world, training_device
 
     try:

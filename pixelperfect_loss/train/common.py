@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -90,33 +91,38 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
 
 
 class StepStream(torch.utils.data.IterableDataset):
-    """Yields ``make(step)`` for step = start .. stop - 1, in order.
+    """Yields ``[make(step) for step in block]`` for the blocks of ``group`` consecutive steps (aligned to
+    multiples of ``group``) covering start .. stop - 1, in order.
 
     Used through a :class:`torch.utils.data.DataLoader` with worker processes, so that the
     distortion engine prepares the next steps' batches while the network trains on this one.
-    Each worker takes every k-th step and the loader interleaves them back in order; since
-    ``make(step)`` depends only on the step, the data is the same with any number of workers.
+    Each worker takes every k-th block and the loader interleaves them back in order; since
+    ``make(step)`` depends only on the step, the data is the same with any number of workers. A
+    block stays in one worker, so a maker that reuses one engine batch for ``group`` steps makes it once.
     """
 
-    def __init__(self, make: Any, start: int, stop: int) -> None:
-        self.make, self.start, self.stop = make, start, stop
+    def __init__(self, make: Any, start: int, stop: int, group: int = 1) -> None:
+        self.make, self.start, self.stop, self.group = make, start, stop, group
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         k, i = (1, 0) if info is None else (info.num_workers, info.id)
         if info is not None:
             torch.set_num_threads(1)
-        for step in range(self.start + i, self.stop, k):
-            yield self.make(step)
+        g = self.group
+        first = self.start // g
+        for b in range(first + i, -(-self.stop // g), k):
+            yield [self.make(step) for step in range(max(self.start, b * g), min(self.stop, (b + 1) * g))]
 
 
-def stream(make: Any, start: int, stop: int, workers: int) -> Any:
-    """Iterator over ``make(step)`` for the steps start .. stop - 1, prepared by ``workers`` processes."""
-    ds = StepStream(make, start, stop)
-    if workers <= 0:
-        return iter(ds)
-    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=2,
-                                            persistent_workers=False))
+def stream(make: Any, start: int, stop: int, workers: int, group: int = 1) -> Any:
+    """Iterator over ``make(step)`` for the steps start .. stop - 1, prepared by ``workers`` processes, each
+    making blocks of ``group`` consecutive steps (see :class:`StepStream`)."""
+    ds = StepStream(make, start, stop, group)
+    if workers > 0:
+        ds = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=2,
+                                         persistent_workers=False)
+    return itertools.chain.from_iterable(ds)
 
 
 def umask() -> int:

@@ -149,7 +149,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     total = steps + tune_steps
     bar = tqdm(range(start, total), initial=start, total=total, desc="predictor", disable=not progress or rank != 0)
     engine_device = dev if workers == 0 else torch.device("cpu")  # worker processes stay off the GPU
-    batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, total, workers)
+    batches = stream(_Triplets(data, batch, seed, rank, world, reuse, engine_device), start, total, workers, reuse)
     t0 = time.time() - seconds
     model.train()
     for step, triplet in zip(bar, batches):
