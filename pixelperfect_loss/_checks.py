@@ -6,6 +6,8 @@ argument and what was expected, so that bad input never reaches a convolution.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -91,7 +93,7 @@ def check_strength(t: object, n: int, name: str = "intensity", *, signed: bool =
     lo = -1.0 if signed else 0.0
     if isinstance(t, bool):
         raise TypeError(f"{name}: expected a float or a tensor of shape ({n},), got bool")
-    if isinstance(t, (int, float)):
+    if isinstance(t, numbers.Real):  # numpy scalars (np.float32 is not a float) too
         t = torch.full((n,), float(t))
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a float or a tensor of shape ({n},), got {type(t).__name__}")

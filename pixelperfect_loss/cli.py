@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
+from ._checks import MIN_SIZE
 from .channels import CHANNELS
 from .data import image_paths, read_image
 
@@ -28,9 +30,12 @@ def _load(path: str | Path) -> Tensor:
     if not p.is_file():
         raise CliError(f"no such image file: {p}")
     try:
-        return read_image(p)[None]
+        x = read_image(p)[None]
     except ValueError as exc:  # "path: cannot read P as an image (reason); expected ..."
         raise CliError(str(exc).split(": ", 1)[-1]) from exc
+    if min(x.shape[-2:]) < MIN_SIZE:
+        raise CliError(f"{p} is {x.shape[-1]}x{x.shape[-2]}; images must be at least {MIN_SIZE}x{MIN_SIZE}")
+    return x
 
 
 def _same_size(ref: Tensor, img: Tensor, ref_name: str, img_name: str) -> None:
@@ -43,7 +48,7 @@ def _summary(entry: dict[str, Any], top: int = 3) -> str:
     ranked = sorted(CHANNELS, key=lambda c: -abs(entry[c]["mean"]))[:top]
     parts = [f"{c} {entry[c]['mean']:+.2f} ({100 * entry[c]['area']:.0f}%)" for c in ranked if entry[c]["area"] > 0]
     other = entry["other"]["score_share"]
-    if other < -0.05 * min(-1e-12, entry["score"]) and other < -0.01:
+    if other < 0.05 * min(-1e-12, entry["score"]) and other < -0.01:  # more than 5% of the (negative) score
         parts.append(f"other {other:+.2f}")
     return ", ".join(parts) if parts else "no change detected"
 
@@ -240,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `pixelperfect score ... --json | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except (CliError, OSError, ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())  # one line, even for multi-line library messages
         print(f"pixelperfect: error: {message}", file=sys.stderr)

@@ -156,6 +156,10 @@ def check_loss_options(channels: Sequence[str] | str | None,
             raise ValueError(f"weights: expected {len(idx)} values (one per selected channel), got {w.numel()}")
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError(f"weights: expected finite non-negative values, got {w.tolist()}")
+        w32 = w.float()  # the dtype the module keeps them in
+        if not bool(torch.isfinite(w32).all()) or bool(((w > 0) & (w32 == 0)).any()):
+            raise ValueError(f"weights: expected values that float32 holds (at most {torch.finfo(torch.float32).max:.3g}, "
+                             f"and positive ones not rounding to 0), got {w.tolist()}")
         if not bool((w > 0).any()):
             raise ValueError(f"weights: expected at least one positive weight (with all zero only the guard term is left), "
                              f"got {w.tolist()}")

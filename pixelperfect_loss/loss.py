@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ._checks import MIN_SIZE, check_pair
@@ -57,7 +59,10 @@ class PixelPerfectLoss(nn.Module):
         super().__init__()
         from .weights import load_predictor
 
-        self.register_buffer("channel_weights", check_loss_options(channels, weights, direction, reduction, guard))
+        # not persistent: like direction and guard, the selection comes from the constructor, so loading a
+        # checkpoint made with another selection cannot switch channels silently (see _load_from_state_dict)
+        self.register_buffer("channel_weights", check_loss_options(channels, weights, direction, reduction, guard),
+                             persistent=False)
         self.direction, self.reduction, self.check_range = direction, reduction, check_range
         self.guard = float(guard)
         self.predictor = load_predictor(weights_path)
@@ -97,6 +102,16 @@ class PixelPerfectLoss(nn.Module):
         maps = run_predictor(self.predictor, ref.detach(), img, lowres=True, cast=False)
         return loss_from_maps(maps, self.channel_weights, self.direction, self.reduction, out_dtype=img.dtype,
                               guard=self.guard)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # checkpoints written before the buffer was made non-persistent hold it: accepted, and checked
+        saved = state_dict.pop(prefix + "channel_weights", None)
+        if saved is not None and not torch.equal(saved.to(self.channel_weights), self.channel_weights):
+            warnings.warn(f"{prefix}channel_weights in the checkpoint ({saved.tolist()}) differ from this "
+                          f"loss's ({self.channel_weights.tolist()}); the constructor's are kept", stacklevel=3)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, direction={self.direction!r}, reduction={self.reduction!r}, "

@@ -8,7 +8,7 @@ of different references are not promised to be comparable.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -100,7 +100,10 @@ class PixelPerfect(nn.Module):
 
     def rank(self, reference: Tensor, images: Sequence[Tensor]) -> Tensor:
         """(N, K) indices into ``images``, best first, for each sample of the batch."""
-        if isinstance(images, Tensor) or len(images) == 0:
+        if isinstance(images, Tensor) or not isinstance(images, Iterable):
+            raise TypeError("images: expected a non-empty list of image tensors, one per candidate")
+        images = list(images)  # a generator too
+        if not images:
             raise TypeError("images: expected a non-empty list of image tensors, one per candidate")
         with torch.no_grad():
             scores = torch.stack([self.score(reference, im, f"images[{k}]") for k, im in enumerate(images)], 1)

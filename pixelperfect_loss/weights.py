@@ -148,6 +148,8 @@ def find_weights(net: str = "predictor", path: str | Path | None = None, *, repo
         if value is not None and (not isinstance(value, str) or not value):
             raise TypeError(f"{name}: expected a non-empty string or None, got {value!r}")
     hub = repo_id is not None or revision is not None
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"weights path: expected a file or folder (str or Path) or None, got {type(path).__name__}")
     if path is not None:
         if hub:
             raise ValueError(f"path: give a weights path or Hub options (repo_id={repo_id!r}, revision={revision!r}), not both")
@@ -251,9 +253,31 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     return path
 
 
+def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse NaN or Inf weights, and installed weights whose sha256 is not the published one (a bit flip
+    inside a tensor leaves a readable file: the loss came out NaN)."""
+    bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(f"weights: {file} holds NaN or Inf values in {', '.join(bad)} (a corrupted file?)")
+    filename = f"{net}.safetensors"
+    expected = KNOWN_SHA256.get(f"{HUB_REPO}@{HUB_REVISION}/{filename}")
+    packaged = _packaged(filename)
+    if expected and packaged is not None and file.resolve() == packaged.resolve() and sha256(file) != expected:
+        raise ValueError(f"weights: the installed {file} has sha256 {sha256(file)}, expected {expected} for "
+                         f"{HUB_REVISION} (a corrupted installation? reinstall pixelperfect-loss)")
+
+
+HUB_OPTIONS = ("repo_id", "revision", "cache_dir")
+
+
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
+    unknown = sorted(set(hub) - set(HUB_OPTIONS))
+    if unknown:
+        raise TypeError(f"unexpected option {unknown[0]!r}: the weights options are the path and the Hub's "
+                        f"{', '.join(HUB_OPTIONS)}")
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
+    _verify(Path(file), net, tensors)
     with torch.device("meta"):  # check the shapes first, allocating nothing whatever the metadata says
         _check_shapes(build(meta, file, tensors), tensors, f"weights {file}")
     module = build(meta, file, tensors)

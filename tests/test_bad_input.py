@@ -117,3 +117,20 @@ def test_net_must_be_a_predictor(net, match):
         distortion_maps(GOOD, GOOD, net=net)
     with pytest.raises(TypeError, match=match):
         pixelperfect_loss(GOOD, GOOD, net=net)
+
+
+def test_option_errors_name_the_option():
+    with pytest.raises(TypeError, match="weights path: expected a file or folder"):
+        PixelPerfectLoss(weights_path=3)
+    with pytest.raises(TypeError, match="unexpected option 'bogus'"):
+        PixelPerfect(bogus=1)
+
+
+def test_rank_takes_any_iterable_of_candidates_and_numpy_strengths():
+    import numpy as np
+
+    from pixelperfect_loss.engine import operators as op
+
+    pp = PixelPerfect()
+    darker = op.brightness_gain(GOOD, np.float32(-0.5))  # numpy scalars are strengths too
+    assert pp.rank(GOOD, (im for im in [darker, GOOD])).tolist() == [[1, 0]]

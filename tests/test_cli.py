@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from pixelperfect_loss import CHANNELS
 from pixelperfect_loss.cli import build_parser, main
 from pixelperfect_loss.data import embedded_image_paths, read_image
 from pixelperfect_loss.engine import operators as op
@@ -89,12 +90,14 @@ def test_demo_runs_and_writes_the_figure(tmp_path, capsys):
     (["maps", "{ref}", "{bad}"], "expected a PNG (gray"),
     (["maps", "{ref}", "{small}"], "same size"),
     (["score", "--ref-dir", "{dir}/nowhere", "--dir", "{dir}/out"], "--ref-dir"),
+    (["score", "{tiny}", "{tiny}"], "tiny.png is 12x20; images must be at least 16x16"),  # names the file
 ])
 def test_errors_are_one_line_on_stderr(files, tmp_path, capsys, argv, match):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"garbage")
     small = _save(torch.rand(3, 32, 32), tmp_path / "small.png")
-    argv = [a.format(ref=files["ref"], bad=bad, small=small, dir=files["dir"]) for a in argv]
+    tiny = _save(torch.rand(3, 20, 12), tmp_path / "tiny.png")
+    argv = [a.format(ref=files["ref"], bad=bad, small=small, dir=files["dir"], tiny=tiny) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err
@@ -136,3 +139,25 @@ def test_version_matches_the_installed_distribution(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"pixelperfect {version('pixelperfect-loss')}"
+
+
+def test_python_dash_m_and_a_closed_pipe(files):
+    """``python -m pixelperfect_loss`` is the command line; a reader that leaves early (``| head``) is no error."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "pixelperfect_loss", "score", files["ref"], files["blur"],
+                             files["noise"], "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the model has loaded: the first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_summary_names_the_other_part_when_it_is_a_real_share_of_the_score():
+    from pixelperfect_loss.cli import _summary
+
+    entry = {c: {"mean": 0.0, "area": 0.0} for c in CHANNELS}
+    entry["blur"] = {"mean": 0.3, "area": 0.5}
+    for other, shown in [(-0.2, True), (-0.02, False), (-0.009, False)]:  # score -1: 5% is -0.05
+        text = _summary({**entry, "score": -1.0, "other": {"score_share": other}})
+        assert ("other" in text) == shown, (other, text)

@@ -423,3 +423,23 @@ def test_apply_recipe_scale_is_per_sample(photos):
     for bad, err in [(torch.zeros(3), r"shape \(8,\)"), (2.0, r"values in \[0, 1\]")]:
         with pytest.raises(ValueError, match="scale: expected .*" + err):
             apply_recipe(x, recipe, None, scale=bad)
+
+
+def test_jpeg_codec_checks_its_quality(photos):
+    from pixelperfect_loss.engine.operators import jpeg_codec
+
+    assert torch.equal(jpeg_codec(photos, 50), jpeg_codec(photos, torch.full((4,), 50.0)))
+    for bad, err, match in [(torch.tensor([50.0]), ValueError, r"shape \(4,\)"), (0.5, ValueError, r"\[1, 100\]"),
+                            (150, ValueError, r"\[1, 100\]"), ("high", TypeError, "a number or a tensor")]:
+        with pytest.raises(err, match="quality: expected .*" + match):
+            jpeg_codec(photos, bad)
+
+
+def test_a_samples_blur_does_not_depend_on_its_batch(photos):
+    """The gaussian's support came from the batch's largest sigma (2e-4 at 128 px), and a small image's padding
+    switched to replicate when a partner's kernel outgrew it (0.19 at 16 px)."""
+    for x in (photos.double(), photos[:, :, :16, :16].double()):
+        for fn in (op.gaussian_blur, op.defocus_blur, op.unsharp_mask):
+            alone = fn(x[:1], torch.tensor([0.3]), torch.Generator().manual_seed(0))
+            paired = fn(x[:2], torch.tensor([0.3, 1.0]), torch.Generator().manual_seed(0))[:1]
+            torch.testing.assert_close(alone, paired, atol=1e-12, rtol=0)

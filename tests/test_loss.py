@@ -1,6 +1,7 @@
 """PixelPerfectLoss and the functional API."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -125,10 +126,20 @@ def test_different_devices_are_an_error(photos):
         check_pair(photos, photos.to("meta"), check_range=False)
 
 
-def test_state_dict_round_trip_and_deepcopy(loss_fn, photos):
-    other = PixelPerfectLoss(channels=["noise"])
-    other.load_state_dict(loss_fn.state_dict())
-    torch.testing.assert_close(other.channel_weights, loss_fn.channel_weights)
+def test_state_dict_round_trip_keeps_the_constructor_options_and_deepcopy(loss_fn, photos):
+    """Options come from the constructor, all of them: a checkpoint of another selection loads its predictor
+    weights, and used to switch the channels silently while keeping this loss's direction."""
+    other = PixelPerfectLoss(channels=["noise"], direction="more")
+    assert "channel_weights" not in loss_fn.state_dict()
+    other.load_state_dict(loss_fn.state_dict(), strict=True)
+    assert other.channels == ["noise"] and other.direction == "more"
+    legacy = {**loss_fn.state_dict(), "channel_weights": loss_fn.channel_weights}  # as older checkpoints hold it
+    with pytest.warns(UserWarning, match="channel_weights in the checkpoint"):
+        other.load_state_dict(legacy, strict=True)
+    assert other.channels == ["noise"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss_fn.load_state_dict(legacy, strict=True)  # the same selection: accepted quietly
     clone = copy.deepcopy(loss_fn)
     x = photos.flip(-2)
     assert clone(x, photos).item() == loss_fn(x, photos).item()
@@ -165,6 +176,8 @@ def test_gradcheck_float64_small():
     (dict(weights={"blur": -2.0}), "non-negative"),
     (dict(guard=-0.1), "guard: expected a finite non-negative"),
     (dict(guard=float("nan")), "guard: expected a finite non-negative"),
+    (dict(channels=["blur"], weights=[1e39]), "weights: expected values that float32 holds"),  # stored inf: NaN loss
+    (dict(channels=["blur"], weights=[1e-46]), "weights: expected values that float32 holds"),  # 0: no channel left
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -83,3 +83,28 @@ def test_bad_tensor_ranks_and_metadata_are_value_errors_naming_the_file(tmp_path
 def test_unknown_net_is_an_error():
     with pytest.raises(ValueError, match="net: expected one of predictor, scorer"):
         W.find_weights("scorer.safetensors")
+
+
+def test_nan_weights_are_refused(tmp_path):
+    tensors, meta = W.read_weights(W.find_weights("predictor"))
+    key = sorted(tensors)[3]
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = float("nan")
+    save_file(tensors, str(tmp_path / "predictor.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match=f"NaN or Inf values in {key}"):
+        PixelPerfectLoss(weights_path=tmp_path / "predictor.safetensors")
+
+
+@pytest.mark.parametrize("net", ["predictor", "scorer"])
+def test_corrupted_installed_weights_are_refused(tmp_path, monkeypatch, net):
+    """A finite bit flip inside a tensor leaves a readable file; the installed files' sha256 is known."""
+    raw = bytearray(W.find_weights(net).read_bytes())
+    raw[-3] ^= 0x01  # a mantissa bit of the last value: still a finite float
+    bad = tmp_path / f"{net}.safetensors"
+    bad.write_bytes(bytes(raw))
+    monkeypatch.setattr(W, "_packaged", lambda filename: tmp_path / filename if filename == bad.name else None)
+    load = W.load_predictor if net == "predictor" else W.load_scorer
+    with pytest.raises(ValueError, match=f"installed .*{net}.safetensors has sha256 .*expected"):
+        load()
+    monkeypatch.undo()
+    assert not load().training  # the real installed files pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -393,8 +394,8 @@ def _means2x2(x: Tensor) -> Tensor:
     return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 4
 
 
-def jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
-    """Baseline JPEG round trip of an RGB batch at a per-sample ``quality`` (N,) in [1, 100].
+def jpeg_codec(x: Tensor, quality: Tensor | float) -> Tensor:
+    """Baseline JPEG round trip of an RGB batch at a per-sample ``quality`` (N,) (or one number) in [1, 100].
 
     What a JPEG encoder and decoder do, batched in torch: JFIF YCbCr on the 0..255 scale, 4:2:0
     chroma (2x2 means), 8x8 block DCT quantised with the standard's tables scaled as by libjpeg's
@@ -407,6 +408,21 @@ def jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
         >>> y.shape, bool((y - x).abs()[1].mean() > (y - x).abs()[0].mean())
         (torch.Size([2, 3, 20, 24]), True)
     """
+    x = check_engine_images(x, None)
+    n = x.shape[0]
+    if isinstance(quality, bool) or not isinstance(quality, (Tensor, numbers.Real)):
+        raise TypeError(f"quality: expected a number or a tensor of shape ({n},), got {type(quality).__name__}")
+    q = torch.as_tensor(quality).to(device=x.device, dtype=x.dtype)
+    if q.ndim == 0:
+        q = q.expand(n)
+    if q.shape != (n,):
+        raise ValueError(f"quality: expected shape ({n},) (one value per sample), got {tuple(q.shape)}")
+    if bool(((q < 1) | (q > 100) | torch.isnan(q)).any()):
+        raise ValueError(f"quality: expected values in [1, 100], got {q.tolist()}")
+    return _jpeg_codec(x, q)
+
+
+def _jpeg_codec(x: Tensor, quality: Tensor) -> Tensor:
     n, _, h, w = x.shape
     ph, pw = (-h) % 16, (-w) % 16
     v = 255.0 * (F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x)
@@ -436,7 +452,7 @@ def jpeg(x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tens
         torch.Size([1, 3, 32, 32])
     """
     q = 5.0 + 95.0 * (1.0 - t) ** 2
-    return _identity_where_zero(x, jpeg_codec(x, q), t)
+    return _identity_where_zero(x, _jpeg_codec(x, q), t)
 
 
 # ----------------------------------------------------------------------------- tone and colour
