@@ -210,7 +210,11 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
     quantisation's whole numbers of levels) or where a mask is zero everywhere (about one mask in
     4,000); identical images score alike, so such a pair gives RankNet no net gradient. And a JPEG
     error need not grow with every step of quality (2 of 320 sets of 5 and 8 versions at 64x64 were
-    not in order of distance to the reference: one of them a zero mask, the other JPEG's last step). With
+    not in order of distance to the reference: one of them a zero mask, the other JPEG's last step; at
+    steps of 0.005 in t the distance fell at 81 of 1,000 steps, by at most 1.5%, never at steps of 0.05:
+    the quantisation tables are whole numbers). Pixelation with a larger block can land closer to the
+    reference than a smaller one when its grid happens to fit the image (26 of 768 adjacent block sizes
+    on 64x64 crops); the ranks follow the block size, as a viewer does. With
     probability ``p_other`` a set is made instead by one operator outside the eight channels
     (:mod:`.other`: fog, colour quantisation, pixelation, warping), with zero labels.
 
