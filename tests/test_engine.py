@@ -284,6 +284,8 @@ def test_ranked_sets_of_a_gray_batch_return_a_real_rgb_reference(photos):
     (lambda x: make_triplets(x, p_swap=5), ValueError, r"p_swap: expected a probability in \[0, 1\]"),
     (lambda x: make_triplets(x, p_clean=-1), ValueError, "p_clean: expected a probability"),
     (lambda x: make_ranked_sets(x, 3, p_other=2), ValueError, "p_other: expected a probability"),
+    (lambda x: random_recipe(4, 16, 16, max_channels=0), ValueError, "max_channels: expected an integer"),  # drew 1
+    (lambda x: random_recipe(4, 16, 16, min_strength=2.0), ValueError, r"min_strength: expected a value in \[0, 1\]"),
     (lambda x: make_ranked_sets(x, 2.5), ValueError, "k: expected an integer >= 2"),
 ])
 def test_engine_arguments_are_checked(call, err, match, photos):

@@ -94,6 +94,7 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
         >>> r.labels().shape
         torch.Size([4, 8, 16, 16])
     """
+    _check_options(max_channels, p_clean=p_clean, min_strength=min_strength)
     c = len(CHANNELS)
     count = 1 + (_rand((n,), generator) * max_channels).floor().long()
     count = torch.where(_rand((n,), generator) < p_clean, torch.zeros_like(count), count)
@@ -165,13 +166,19 @@ def _check_engine_input(clean: object, generator: object, *, max_channels: int, 
     """The engine's argument checks: clean images (float32 or float64, at least MIN_SIZE pixels a side; gray
     replicated to RGB), a torch.Generator or None, 1 to 8 channels per sample, probabilities in [0, 1]."""
     clean = op.check_engine_images(clean, generator, "clean", check_range=True)
+    _check_options(max_channels, **probabilities)
+    return clean.contiguous()
+
+
+def _check_options(max_channels: int, **fractions: float) -> None:
+    """1 to 8 channels per sample; probabilities (and other fractions) in [0, 1]."""
     if isinstance(max_channels, bool) or not isinstance(max_channels, numbers.Integral) \
             or not 1 <= max_channels <= len(CHANNELS):
         raise ValueError(f"max_channels: expected an integer in [1, {len(CHANNELS)}], got {max_channels!r}")
-    for name, p in probabilities.items():
+    for name, p in fractions.items():
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name}: expected a probability in [0, 1], got {p!r}")
-    return clean.contiguous()  # gray input: a real RGB copy, not a stride-0 view returned as the reference
+            raise ValueError(f"{name}: expected {'a probability' if name.startswith('p_') else 'a value'} in [0, 1], "
+                             f"got {p!r}")  # gray input: a real RGB copy, not a stride-0 view returned as the reference
 
 
 def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_swap: float = 0.5,
