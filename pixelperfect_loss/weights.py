@@ -32,6 +32,8 @@ HUB_REVISION = "v6"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
+#: keyword options of the loaders beside the path (those of :func:`find_weights`)
+HUB_OPTIONS = ("repo_id", "revision", "cache_dir")
 #: sha256 of published weight files, keyed "repo@revision/filename"; checked after download.
 KNOWN_SHA256: dict[str, str] = {
     f"{HUB_REPO}@v1/predictor.safetensors": "2eef46e91796b46e70d1cf5612236d0ac483f094feb67ade911b36872900e48a",
@@ -265,9 +267,6 @@ def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor]) -> None:
     if expected and packaged is not None and file.resolve() == packaged.resolve() and sha256(file) != expected:
         raise ValueError(f"weights: the installed {file} has sha256 {sha256(file)}, expected {expected} for "
                          f"{HUB_REVISION} (a corrupted installation? reinstall pixelperfect-loss)")
-
-
-HUB_OPTIONS = ("repo_id", "revision", "cache_dir")
 
 
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:

@@ -117,9 +117,14 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
 def _per_sample(scale: Tensor | float, n: int, lo: float = 0.0) -> Tensor:
     """``scale`` (a float, or one value per sample, in [lo, 1]) as a tensor that broadcasts over the channels:
     () or (N, 1)."""
-    t = torch.as_tensor(scale, dtype=torch.float64 if not isinstance(scale, Tensor) else None)
-    if not t.is_floating_point() and not isinstance(scale, (int, float)):
-        raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got dtype {t.dtype}")
+    if isinstance(scale, Tensor):
+        if not scale.is_floating_point():
+            raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got dtype {scale.dtype}")
+        t = scale
+    elif isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        t = torch.tensor(float(scale), dtype=torch.float64)
+    else:
+        raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got {type(scale).__name__}")
     if t.ndim == 1 and t.shape[0] == n:
         t = t[:, None]
     elif t.ndim != 0 and tuple(t.shape) != (n, 1):
@@ -167,7 +172,7 @@ def _check_engine_input(clean: object, generator: object, *, max_channels: int, 
     replicated to RGB), a torch.Generator or None, 1 to 8 channels per sample, probabilities in [0, 1]."""
     clean = op.check_engine_images(clean, generator, "clean", check_range=True)
     _check_options(max_channels, **probabilities)
-    return clean.contiguous()
+    return clean.contiguous()  # gray input: a real RGB copy, not a stride-0 view returned as the reference
 
 
 def _check_options(max_channels: int, **fractions: float) -> None:
@@ -178,7 +183,7 @@ def _check_options(max_channels: int, **fractions: float) -> None:
     for name, p in fractions.items():
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ValueError(f"{name}: expected {'a probability' if name.startswith('p_') else 'a value'} in [0, 1], "
-                             f"got {p!r}")  # gray input: a real RGB copy, not a stride-0 view returned as the reference
+                             f"got {p!r}")
 
 
 def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_swap: float = 0.5,
