@@ -287,6 +287,8 @@ def test_ranked_sets_of_a_gray_batch_return_a_real_rgb_reference(photos):
     (lambda x: random_recipe(4, 16, 16, max_channels=0), ValueError, "max_channels: expected an integer"),  # drew 1
     (lambda x: random_recipe(4, 16, 16, min_strength=2.0), ValueError, r"min_strength: expected a value in \[0, 1\]"),
     (lambda x: make_ranked_sets(x, 2.5), ValueError, "k: expected an integer >= 2"),
+    (lambda x: op.gaussian_blur(x * float("nan"), 0.5), ValueError, "x: contains NaN"),  # gave NaN, silently
+    (lambda x: op.brightness_gain(x * 2 - 0.5, 0.5), ValueError, r"x: expected values in \[0, 1\]"),
 ])
 def test_engine_arguments_are_checked(call, err, match, photos):
     with pytest.raises(err, match=match):

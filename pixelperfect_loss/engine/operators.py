@@ -68,15 +68,15 @@ def check_engine_images(x: object, generator: object, name: str = "x", *, check_
 
 
 def check_operator_input(x: object, t: object, generator: object, *, signed: bool) -> tuple[Tensor, Tensor]:
-    """Validate an operator's arguments (:func:`check_engine_images`; ``t`` a float or one value per sample,
-    in [0, 1], or [-1, 1] if ``signed``); return ``x`` and ``t`` as an (N,) tensor of x's dtype and device.
+    """Validate an operator's arguments (:func:`check_engine_images`, values in [0, 1]; ``t`` a float or one value
+    per sample, in [0, 1], or [-1, 1] if ``signed``); return ``x`` and ``t`` as an (N,) tensor of x's dtype and device.
 
     Example:
         >>> x, t = check_operator_input(torch.rand(2, 3, 8, 8), 0.5, None, signed=False)
         >>> t.tolist()
         [0.5, 0.5]
     """
-    x = check_engine_images(x, generator)
+    x = check_engine_images(x, generator, check_range=True)  # NaN in gave NaN out, silently
     return x, check_strength(t, x.shape[0], "t", signed=signed, like=x)
 
 
