@@ -16,6 +16,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from .._checks import check_strength
 from ..channels import CHANNELS, INDEX
 from . import operators as op
 from .masks import _rand, random_masks
@@ -78,7 +79,7 @@ class Recipe:
     def labels(self, scale: Tensor | float = 1.0, *, in_place: bool = False) -> Tensor:
         """``sign * strength * scale * mask`` (N, 8, H, W), ``scale`` a float or (N,) in [-1, 1] (negative: a swapped
         pair's labels); ``in_place`` reuses (and so consumes) the masks."""
-        s = (self.sign * self.strength * _per_sample(scale, len(self.sign), -1.0)).to(self.masks.device,
+        s = (self.sign * self.strength * _per_sample(scale, len(self.sign), signed=True)).to(self.masks.device,
                                                                                  self.masks.dtype)[:, :, None, None]
         return self.masks.mul_(s) if in_place else s * self.masks
 
@@ -114,24 +115,15 @@ def random_recipe(n: int, h: int, w: int, generator: torch.Generator | None = No
     return Recipe(strength.to(dtype), sign, variant, masks)
 
 
-def _per_sample(scale: Tensor | float, n: int, lo: float = 0.0) -> Tensor:
-    """``scale`` (a float, or one value per sample, in [lo, 1]) as a tensor that broadcasts over the channels:
-    () or (N, 1)."""
+def _per_sample(scale: Tensor | float, n: int, signed: bool = False) -> Tensor:
+    """``scale`` (a float, or one float per sample, in [0, 1], or [-1, 1] if ``signed``) as (N, 1), which
+    broadcasts over the channels (:func:`~pixelperfect_loss._checks.check_strength`; (N, 1) accepted too)."""
     if isinstance(scale, Tensor):
         if not scale.is_floating_point():
             raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got dtype {scale.dtype}")
-        t = scale
-    elif isinstance(scale, numbers.Real) and not isinstance(scale, bool):
-        t = torch.tensor(float(scale), dtype=torch.float64)
-    else:
-        raise TypeError(f"scale: expected a float or a float tensor of shape ({n},), got {type(scale).__name__}")
-    if t.ndim == 1 and t.shape[0] == n:
-        t = t[:, None]
-    elif t.ndim != 0 and tuple(t.shape) != (n, 1):
-        raise ValueError(f"scale: expected a float or shape ({n},) (one value per sample), got {tuple(t.shape)}")
-    if bool(((t < lo) | (t > 1) | torch.isnan(t)).any()):
-        raise ValueError(f"scale: expected values in [{lo:g}, 1], got {t.flatten().tolist()}")
-    return t
+        if scale.shape == (n, 1):
+            scale = scale[:, 0]
+    return check_strength(scale, n, "scale", signed=signed)[:, None]
 
 
 def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,
