@@ -63,7 +63,7 @@ def test_order_explicit_path_then_env_then_package(tmp_path, monkeypatch):
     assert W.find_weights("predictor", a) == a
     assert W.find_weights("predictor") == b
     monkeypatch.delenv(W.ENV_VAR)
-    assert W.find_weights("predictor").name == "predictor.safetensors"
+    assert W.find_weights("predictor") == W._packaged("predictor.safetensors")
     with pytest.raises(FileNotFoundError, match="given as path"):
         W.find_weights("predictor", tmp_path / "missing.safetensors")
 

@@ -51,6 +51,9 @@ def test_direction_more_ignores_sharpening_but_penalises_blur(photos):
     blurred = op.gaussian_blur(photos, torch.full((4,), 0.4))
     assert (more(blurred, photos) > less(blurred, photos)).all()
     assert (more(photos, blurred) < less(photos, blurred)).all()  # the photo is sharper than the blurred target
+    # without the guard (which adds a small share of the other direction), "more" ignores sharpening entirely
+    sharp_more = PixelPerfectLoss(channels=["blur"], direction="more", reduction="none", guard=0.0)(photos, blurred)
+    assert (sharp_more < 0.05 * less(photos, blurred)).all()
 
 
 def test_reductions_channels_and_weights(photos):

@@ -290,13 +290,16 @@ def test_gpu_training_sees_the_cpu_data_and_resumes(tmp_path):
         assert torch.allclose(a, b, atol=1e-4), k  # GPU kernels need not be bit-exact between runs
 
 
-def test_engine_workers_default_by_device():
+def test_engine_workers_default_by_device(monkeypatch):
     import os
 
     from pixelperfect_loss.train.__main__ import WORKERS, default_workers
 
     assert default_workers(torch.device("cpu")) == WORKERS == 0
-    assert default_workers(torch.device("cuda", 0)) == max(1, min(6, (os.cpu_count() or 2) // 2))
+    # on a GPU: half the cores, at least 1 and at most 6
+    for cores, workers in ((None, 1), (1, 1), (2, 1), (5, 2), (16, 6), (64, 6)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        assert default_workers(torch.device("cuda", 0)) == workers, cores
     assert main(["--workers", "-1", "--steps", "1"]) == 2
 
 
