@@ -116,7 +116,7 @@ def test_frozen_eval_and_bad_input(pp, photos):
     assert not pp.predictor.training and not pp.scorer.training
     with pytest.raises(ValueError, match="same shape"):
         pp.score(photos, photos[..., :32])
-    with pytest.raises(TypeError, match="list"):
+    with pytest.raises(TypeError, match="^images: expected a non-empty list"):
         pp.rank(photos, photos)
 
 
