@@ -1,4 +1,4 @@
-"""Downstream proof: does PixelPerfectLoss(["blur"], "more") remove the blur that L1 leaves, and at
+"""Downstream proof: does PixelPerfectLoss(["blur"], direction="more") remove the blur that L1 leaves, and at
 what PSNR cost, without being gamed?
 
 Run from the repository root::

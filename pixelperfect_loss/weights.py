@@ -8,10 +8,11 @@ Where weights are looked for, in order:
 4. the Hugging Face Hub (``HUB_REPO`` at ``HUB_REVISION``), through ``hf_hub_download``'s cache,
    which honours ``HF_HUB_OFFLINE=1``.
 
-A ``repo_id`` or ``revision`` asks for that Hub version (4), skipping 1-3; ``revision=HUB_REVISION``
-without ``repo_id`` is still served from the installed files (3).
+A ``repo_id`` or ``revision`` asks for that Hub version (4), skipping 2-3 (with a path too, 1, it is an
+error); ``revision=HUB_REVISION`` without ``repo_id`` is still served from the installed files (3).
 
 Loading is strict: a missing, unexpected or misshapen tensor is an error, never a partial load.
+Files written by :func:`save_weights` carry a digest of their tensors, checked at every load.
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def find_weights(net: str = "predictor", path: str | Path | None = None, *, repo
     """Path of the weights file of ``net``, searched in the documented order.
 
     A given ``path`` or a set ``$PIXELPERFECT_WEIGHTS`` is used or is an error, never skipped. With
-    ``repo_id`` or ``revision`` given, the Hub version is asked for (``HUB_REPO`` at ``HUB_REVISION``
-    being served from the installed files). Raises FileNotFoundError naming every place tried.
+    ``repo_id`` or ``revision`` given, the Hub version is asked for (``revision=HUB_REVISION`` without
+    ``repo_id`` being served from the installed files; with a ``path`` too, a ValueError). Raises
+    FileNotFoundError naming every place tried.
 
     Example:
         >>> find_weights("predictor").name
@@ -240,8 +242,26 @@ def _check_shapes(module: nn.Module, tensors: dict[str, torch.Tensor], source: s
         raise ValueError(f"{source}: does not match {type(module).__name__}: " + "; ".join(problems))
 
 
+#: metadata key of the digest of the tensors that :func:`save_weights` writes
+_DIGEST = "tensors_sha256"
+
+
+def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``tensors``, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        v = tensors[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | None = None) -> Path:
-    """Write ``module``'s state as safetensors (float32, contiguous) with string metadata, atomically."""
+    """Write ``module``'s state as safetensors (float32, contiguous) with string metadata, atomically.
+
+    The metadata also holds a digest of the tensors (``tensors_sha256``), checked at every load, so that a
+    changed value (a bit flip inside a tensor leaves a readable file) is refused wherever the file lies.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -249,18 +269,25 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
     meta = {"format": "pixelperfect_loss", "net": type(module).__name__}
     meta.update({k: str(v) for k, v in (config or {}).items()})
+    meta[_DIGEST] = _tensors_sha256(state)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
 
 
-def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Refuse NaN or Inf weights, and installed weights whose sha256 is not the published one (a bit flip
-    inside a tensor leaves a readable file: the loss came out NaN)."""
+def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Refuse NaN or Inf weights and changed ones: tensors that no longer match the digest :func:`save_weights`
+    wrote, or, for installed files written before the digest (v6 and older), a sha256 that is not the published
+    one (a bit flip inside a tensor leaves a readable file: the loss came out NaN)."""
     bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
     if bad:
         raise ValueError(f"weights: {file} holds NaN or Inf values in {', '.join(bad)} (a corrupted file?)")
+    if _DIGEST in meta:  # weights retrained into the installed folder (a source checkout's weights/) pass this way
+        if _tensors_sha256(tensors) != meta[_DIGEST]:
+            raise ValueError(f"weights: {file} has tensors that do not match the digest written with them "
+                             f"(a corrupted file?)")
+        return
     filename = f"{net}.safetensors"
     expected = KNOWN_SHA256.get(f"{HUB_REPO}@{HUB_REVISION}/{filename}")
     packaged = _packaged(filename)
@@ -276,7 +303,7 @@ def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) ->
                         f"{', '.join(HUB_OPTIONS)}")
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
-    _verify(Path(file), net, tensors)
+    _verify(Path(file), net, tensors, meta)
     with torch.device("meta"):  # check the shapes first, allocating nothing whatever the metadata says
         _check_shapes(build(meta, file, tensors), tensors, f"weights {file}")
     module = build(meta, file, tensors)

@@ -108,3 +108,32 @@ def test_corrupted_installed_weights_are_refused(tmp_path, monkeypatch, net):
         load()
     monkeypatch.undo()
     assert not load().training  # the real installed files pass
+
+
+def test_a_changed_value_in_any_saved_file_is_refused(tmp_path):
+    """save_weights records a digest of the tensors: a finite bit flip is caught wherever the file lies."""
+    good = W.save_weights(DistortionPredictor(width=16), tmp_path / "good" / "predictor.safetensors", {"width": 16})
+    assert not W.load_predictor(good).training
+    raw = bytearray(good.read_bytes())
+    raw[-3] ^= 0x01  # a mantissa bit of the last value: still a finite float
+    bad = tmp_path / "bad" / "predictor.safetensors"
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="do not match the digest"):
+        W.load_predictor(bad)
+    with pytest.raises(ValueError, match="do not match the digest"):
+        PixelPerfectLoss(weights_path=bad)
+
+
+def test_weights_retrained_into_the_installed_folder_load(tmp_path, monkeypatch):
+    """A source checkout's weights/ is the installed folder and the training command's default --out: what it
+    writes there must load, by path (the scorer's training loads the new predictor so) and as the default."""
+    for net in W.NETS:
+        (tmp_path / f"{net}.safetensors").write_bytes(W.find_weights(net).read_bytes())
+    monkeypatch.setattr(W, "_packaged", lambda filename: tmp_path / filename)
+    torch.manual_seed(1)
+    new = DistortionPredictor()
+    W.save_weights(new, tmp_path / "predictor.safetensors", {"width": 32})
+    for loaded in (W.load_predictor(tmp_path / "predictor.safetensors"), W.load_predictor()):
+        assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), loaded.state_dict().values(), strict=True))
+    assert not W.load_scorer().training  # the published scorer beside it is still checked and passes
