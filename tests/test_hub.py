@@ -36,7 +36,7 @@ def offline(monkeypatch):
 def test_offline_hub_load_from_local_cache(tmp_path, offline):
     root, net = _cache(tmp_path)
     got = W.load_predictor(repo_id="org/pp-test", revision="v1", cache_dir=root)
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), got.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), got.state_dict().values(), strict=True))
 
 
 def test_hub_sha256_is_checked(tmp_path, offline, monkeypatch):
@@ -72,7 +72,7 @@ def test_from_pretrained_named_version_pinned_revision_offline(tmp_path, offline
     root, net = _cache(tmp_path)
     monkeypatch.setitem(W.MODELS, "pp-test", ("org/pp-test", "v1"))
     pp = PixelPerfect.from_pretrained("pp-test", cache_dir=root)
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pp.predictor.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pp.predictor.state_dict().values(), strict=True))
     loss_fn = PixelPerfectLoss.from_pretrained("org/pp-test", revision="v1", cache_dir=root, channels=["noise"])
     assert loss_fn.channels == ["noise"]
     with pytest.raises(FileNotFoundError, match="org/pp-test@v2"):
@@ -101,7 +101,7 @@ def test_revision_without_repo_id_goes_to_the_hub(tmp_path, offline, monkeypatch
 def test_revision_without_repo_id_loads_that_revision_from_the_cache(tmp_path, offline):
     root, net = _cache(tmp_path, repo=W.HUB_REPO, revision="v0-test")
     pp = PixelPerfect(revision="v0-test", cache_dir=root)
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pp.predictor.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pp.predictor.state_dict().values(), strict=True))
     # the packaged revision is still served from the installed files, offline and with an empty cache
     assert W.find_weights("scorer", revision=W.HUB_REVISION, cache_dir=tmp_path / "empty") == W._packaged("scorer.safetensors")
 

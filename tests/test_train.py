@@ -134,7 +134,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     assert torch.load(tmp_path / "b" / "predictor.ckpt", weights_only=True)["step"] == 3
     assert not (tmp_path / "b" / "predictor.safetensors").exists()
     resumed = train_predictor(None, tmp_path / "b", resume=True, **kw)
-    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     assert not list((tmp_path / "b").glob("*.tmp"))  # atomic writes leave no partial files
 
@@ -178,7 +178,7 @@ def test_background_workers_give_the_same_training(tmp_path):
     kw = dict(steps=3, batch=2, crop=32, progress=False, device="cpu")
     a = train_predictor(None, tmp_path / "a", workers=0, **kw)
     b = train_predictor(None, tmp_path / "b", workers=2, **kw)
-    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), k
 
 
@@ -286,7 +286,7 @@ def test_gpu_training_sees_the_cpu_data_and_resumes(tmp_path):
     full = train_predictor(None, tmp_path / "a", **kw)
     train_predictor(None, tmp_path / "b", stop_after=3, **kw)
     resumed = train_predictor(None, tmp_path / "b", resume=True, **kw)
-    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-4), k  # GPU kernels need not be bit-exact between runs
 
 
