@@ -70,7 +70,9 @@ def nlmeans_denoised(sigma: float, seed: int):
     """``cv2.fastNlMeansDenoisingColored`` applied to the image with ``randn_noise(sigma)`` added."""
     noisy = randn_noise(sigma, seed)
     h = 255.0 * sigma
-    return lambda im: _pil(cv2.fastNlMeansDenoisingColored(_np(noisy(im)), None, h, h, 7, 21))
+    # OpenCV's colour images are BGR: the denoiser's own colour conversion expects that order
+    return lambda im: _pil(cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(_np(noisy(im))[..., ::-1]),
+                                                           None, h, h, 7, 21)[..., ::-1].copy())
 
 
 def _encoded(ext: str, flag: int, name: str):

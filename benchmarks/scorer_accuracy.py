@@ -209,10 +209,12 @@ def independent_families() -> list[tuple[str, list]]:
 
 
 # ----------------------------------------------------------------------------- tables
-def table(results: dict[str, list[dict[str, float]]], order: list[str]) -> tuple[str, int, int, int]:
-    """Markdown table; families where ours is at least the best peer, within ``TOL`` of it, and in all."""
+def table(results: dict[str, list[dict[str, float]]], order: list[str]) -> tuple[str, int, int, int, int]:
+    """Markdown table; families where ours is at least the best peer, within ``TOL`` of it, in all, and where
+    ours is strictly better than every peer (the others being ties at best: a ladder of one distortion at
+    growing strength is ordered by any distance that grows with it, PSNR included)."""
     rows = ["| family | sets | ours | PSNR | SSIM | MS-SSIM | ours >= best peer |", "|---|---|---|---|---|---|---|"]
-    ok = strict = 0
+    ok = strict = better = 0
     for fam in order:
         sets = results[fam]
         mean = {m: float(np.nanmean([s[m] for s in sets])) for m in METRICS}
@@ -221,10 +223,11 @@ def table(results: dict[str, list[dict[str, float]]], order: list[str]) -> tuple
         good = mean["ours"] >= best - TOL
         ok += good
         strict += at_least
+        better += mean["ours"] > best + 1e-9
         mark = "✓" if at_least else (f"within {TOL}" if good else "✗")
         rows.append(f"| {fam} | {len(sets)} | **{mean['ours']:.3f}** | {mean['PSNR']:.3f} | {mean['SSIM']:.3f} | "
                     f"{mean['MS-SSIM']:.3f} | {mark} |")
-    return "\n".join(rows), strict, ok, len(order)
+    return "\n".join(rows), strict, ok, len(order), better
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             indep[name].append(evaluate(pp, ref, imgs))
 
     order = [f"{c} {s}" for c in CHANNELS for s in "+-" if f"{c} {s}" in engine] + (["other"] if "other" in engine else [])
-    t1, st1, ok1, n1 = table(engine, order)
-    t2, st2, ok2, n2 = table(indep, [name for name, _ in families])
+    t1, st1, ok1, n1, b1 = table(engine, order)
+    t2, st2, ok2, n2, b2 = table(indep, [name for name, _ in families])
     every = [s for r in (engine, indep) for sets in r.values() for s in sets]
     overall = {m: float(np.nanmean([s[m] for s in every])) for m in METRICS}
     strict, ok, nfam = st1 + st2, ok1 + ok2, n1 + n2
@@ -269,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = (f"Overall ({len(every)} sets): Spearman ours **{overall['ours']:.3f}**, PSNR {overall['PSNR']:.3f}, "
                f"SSIM {overall['SSIM']:.3f}, MS-SSIM {overall['MS-SSIM']:.3f}. Ours at least the best peer on "
                f"**{strict} of {nfam}** families ({st1}/{n1} engine, {st2}/{n2} independent), within {TOL} of it "
-               f"on {ok} of {nfam}.\n\n"
+               f"on {ok} of {nfam}; strictly better than every peer on {b1 + b2} of {nfam} (elsewhere a tie at "
+               f"best: most families are ordered perfectly by every measure, so this benchmark shows that the "
+               f"score orders a growing distortion as the classic measures do, not that it orders it better).\n\n"
                f"Target: >= 0.95 overall ({'PASS' if overall['ours'] >= 0.95 else 'FAIL'}) and at least the best "
                f"peer on every family ({'PASS' if strict == nfam else 'FAIL'}): **{'PASS' if passed else 'FAIL'}**.")
     md = (f"Evaluation photos: {', '.join(f'`{d}`' for d in (args.data[:1] if args.quick else args.data))} "

@@ -55,8 +55,9 @@ def test_scorer_table_separates_at_least_from_within_tolerance():
         return [{"ours": ours, "PSNR": peer, "SSIM": peer - 0.1, "MS-SSIM": peer - 0.2}]
 
     results = {"tie": sets(1.0, 1.0), "close": sets(0.994 - TOL / 2, 0.994), "far": sets(0.9, 1.0)}
-    md, strict, ok, n = table(results, ["tie", "close", "far"])
-    assert (strict, ok, n) == (1, 2, 3)
+    results["ahead"] = sets(1.0, 0.98)
+    md, strict, ok, n, better = table(results, ["tie", "close", "far", "ahead"])
+    assert (strict, ok, n, better) == (2, 3, 4, 1)
     assert f"| within {TOL} |" in md and "| ✗ |" in md
 
 
