@@ -95,13 +95,20 @@ def test_nan_weights_are_refused(tmp_path):
         PixelPerfectLoss(weights_path=tmp_path / "predictor.safetensors")
 
 
+def _flip_a_bit(src, dst):
+    """A copy of the weights file ``src`` at ``dst`` with a mantissa bit of its last value flipped: still a
+    readable file of finite floats."""
+    raw = bytearray(src.read_bytes())
+    raw[-3] ^= 0x01
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
 @pytest.mark.parametrize("net", ["predictor", "scorer"])
 def test_corrupted_installed_weights_are_refused(tmp_path, monkeypatch, net):
     """A finite bit flip inside a tensor leaves a readable file; the installed files' sha256 is known."""
-    raw = bytearray(W.find_weights(net).read_bytes())
-    raw[-3] ^= 0x01  # a mantissa bit of the last value: still a finite float
-    bad = tmp_path / f"{net}.safetensors"
-    bad.write_bytes(bytes(raw))
+    bad = _flip_a_bit(W.find_weights(net), tmp_path / f"{net}.safetensors")
     monkeypatch.setattr(W, "_packaged", lambda filename: tmp_path / filename if filename == bad.name else None)
     load = W.load_predictor if net == "predictor" else W.load_scorer
     with pytest.raises(ValueError, match=f"installed .*{net}.safetensors has sha256 .*expected"):
@@ -114,11 +121,7 @@ def test_a_changed_value_in_any_saved_file_is_refused(tmp_path):
     """save_weights records a digest of the tensors: a finite bit flip is caught wherever the file lies."""
     good = W.save_weights(DistortionPredictor(width=16), tmp_path / "good" / "predictor.safetensors", {"width": 16})
     assert not W.load_predictor(good).training
-    raw = bytearray(good.read_bytes())
-    raw[-3] ^= 0x01  # a mantissa bit of the last value: still a finite float
-    bad = tmp_path / "bad" / "predictor.safetensors"
-    bad.parent.mkdir()
-    bad.write_bytes(bytes(raw))
+    bad = _flip_a_bit(good, tmp_path / "bad" / "predictor.safetensors")
     with pytest.raises(ValueError, match="do not match the digest"):
         W.load_predictor(bad)
     with pytest.raises(ValueError, match="do not match the digest"):
