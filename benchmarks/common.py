@@ -24,7 +24,25 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from pixelperfect_loss.weights import ENV_VAR
+
 RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def other_weights(arg: str | None = None) -> str | None:
+    """The weights a benchmark evaluates when they are not the packaged ones: ``arg`` (its ``--weights``), else
+    the ``PIXELPERFECT_WEIGHTS`` folder the loaders read first; None for the packaged weights.
+
+    Example:
+        >>> other_weights("runs/v7/predictor.safetensors")
+        'runs/v7/predictor.safetensors'
+    """
+    return arg or os.environ.get(ENV_VAR) or None
+
+
+def weights_label(arg: str | None = None) -> str:
+    """How a report names the weights it evaluated: :func:`other_weights`, or ``packaged``."""
+    return other_weights(arg) or "packaged"
 
 
 def machine_line() -> str:
@@ -53,6 +71,18 @@ def write_section(name: str, markdown: str, command: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def write_weights_section(name: str, markdown: str, command: str, weights: str | None = None) -> bool:
+    """:func:`write_section` for a benchmark of the trained weights. RESULTS.md holds the packaged weights'
+    figures only: for :func:`other_weights` (``weights``, or the environment variable) nothing is written and a
+    line says so. Returns whether the block was written."""
+    other = other_weights(weights)
+    if other is not None:
+        print(f"benchmarks/RESULTS.md not written: these are the figures of {other}, not of the packaged weights")
+        return False
+    write_section(name, markdown, command)
+    return True
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

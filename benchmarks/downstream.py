@@ -58,7 +58,7 @@ from pathlib import Path
 
 import torch
 
-from .common import write_section
+from .common import other_weights, weights_label, write_weights_section
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURE = Path(__file__).resolve().parent / "downstream.png"
@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
               {r["config"]["seed"]: r["results"]["blur+noise"] for r in swept[j * (extra + 1):(j + 1) * (extra + 1)]})
              for j, lam in enumerate(args.sweep)]
     total = time.perf_counter() - start
-    figure = out / "downstream.png" if args.quick else FIGURE
+    # the published figure shows the packaged weights; a quick run's, or other weights', goes beside the models
+    figure = out / "downstream.png" if args.quick or other_weights() else FIGURE
     ex.side_by_side([row for rep in reports for row in rep["figure_rows"]], figure, crop=min(64, eval_size),
                     title=f"{steps} steps, lambda {args.lam}; crops enlarged 4x (nearest)")
     labels = {"input": "input", **ex.LOSS_LABELS}
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{crop}x{crop} crops of `{args.train}`, Adam 1e-3 cosine, seed {args.seed}, lambda {args.lam}; the "
           f"same crops, noise and initial weights for every loss. Evaluated on "
           f"{', '.join(f'`{d}`' for d in args.eval)} (centre crops <= {eval_size}x{eval_size}, "
-          f"{'all' if eval_images is None else eval_images} images each); **all** = mean over all images.\n\n"
+          f"{'all' if eval_images is None else eval_images} images each); **all** = mean over all images. "
+          f"Weights: `{weights_label()}`.\n\n"
           f"L1+blur = L1 + {args.lam} PixelPerfectLoss(['blur'], 'more'); L1+blur+noise = L1 + {args.lam} "
           f"PixelPerfectLoss(['blur', 'noise'], 'more'), both with the loss's default guard term "
           f"(guard={ex.GUARD}: the other channels and the other direction held near zero); "
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             f" --threads {args.threads}" if args.threads != 1 else "") + (f" --jobs {args.jobs}" if args.jobs != 2 else "") + (
             f" --seeds {args.seeds}" if args.seeds is not None else "") + (
             " --sweep " + " ".join(f"{lam:g}" for lam in args.sweep) if args.sweep != [0.03, 0.05] else "")
-        write_section("downstream", md, cmd)
+        write_weights_section("downstream", md, cmd)
     return 0
 
 

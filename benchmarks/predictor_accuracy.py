@@ -34,7 +34,7 @@ from pixelperfect_loss.train.predictor import LABELLED
 from pixelperfect_loss.weights import load_predictor
 
 from . import opencv_cases as cv
-from .common import write_section
+from .common import weights_label, write_weights_section
 
 SEED = 2024
 CROP = 256
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                f"(worst {m2['max_crosstalk']:.2f}).")
     skipped = f"; smaller, skipped: {', '.join(small)}" if small else ""
     md = (f"Evaluation images: `{args.data}` ({len(clean)} centre crops of {CROP}x{CROP}{skipped}), weights: "
-          f"`{args.weights or 'packaged'}`.\n\n{targets}\n\n### Engine triplets (seed {SEED}, {args.repeats} per image)\n\n"
+          f"`{weights_label(args.weights)}`.\n\n{targets}\n\n### Engine triplets (seed {SEED}, {args.repeats} per image)\n\n"
           f"{t1}\n\n### Cross-talk (row: channel applied alone; entries relative to the diagonal, "
           f"absolute mean |map| in brackets)\n\n{t2}\n\n### Cross-talk by operator (each operator alone; where the "
           f"entries above come from)\n\n{t2b}\n\n### Independent implementations\n\n{t3}\n")
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = f"python -m benchmarks.predictor_accuracy --data {args.data}" + (
             f" --weights {args.weights}" if args.weights else "")
         folder = Path(args.data).name
-        write_section("predictor_accuracy" + ("" if folder == "cbsd68" else f"_{folder}"), md, cmd)
+        write_weights_section("predictor_accuracy" + ("" if folder == "cbsd68" else f"_{folder}"), md, cmd, args.weights)
     return 0
 
 

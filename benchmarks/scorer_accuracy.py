@@ -41,7 +41,7 @@ from pixelperfect_loss.engine.recipes import make_ranked_sets
 from pixelperfect_loss.metric import PixelPerfect
 
 from . import opencv_cases as cv
-from .common import write_section
+from .common import weights_label, write_weights_section
 from .predictor_accuracy import _jpeg, _matrix, _noise, _pil, _poisson, _tensor
 
 DATA = ["../shared/data/cbsd68", "../shared/data/cset14"]
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                f"Target: >= 0.95 overall ({'PASS' if overall['ours'] >= 0.95 else 'FAIL'}) and at least the best "
                f"peer on every family ({'PASS' if strict == nfam else 'FAIL'}): **{'PASS' if passed else 'FAIL'}**.")
     md = (f"Evaluation photos: {', '.join(f'`{d}`' for d in (args.data[:1] if args.quick else args.data))} "
-          f"({len(paths)} centre crops of min(h, w, {crop}) square), weights: `{args.weights or 'packaged'}`. "
+          f"({len(paths)} centre crops of min(h, w, {crop}) square), weights: `{weights_label(args.weights)}`. "
           f"Mean Spearman correlation, within each set of {K} versions, between quality (score, PSNR, SSIM, "
           f"MS-SSIM) and the negated strength: +1 means quality falls at every step.\n\n{summary}\n\n"
           f"### Engine sets (`make_ranked_sets`, seeds {SEEDS[0]} and {SEEDS[1]}, p_other=0.3; family: channel "
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             f" --data {' '.join(args.data)}" if args.data != DATA else "") + (
             f" --weights {args.weights}" if args.weights else "") + (
             f" --per-folder {args.per_folder}" if args.per_folder != PER_FOLDER else "")
-        write_section("scorer_accuracy", md, cmd)
+        write_weights_section("scorer_accuracy", md, cmd, args.weights)
     return 0
 
 

@@ -201,3 +201,24 @@ def test_time_interleaved_alternates_the_calls_and_returns_one_median_each(monke
     times = time_interleaved([lambda: (calls.append("a"), next(clock), next(clock)), lambda: calls.append("b")], 3)
     assert times == [3, 1]  # each call's own readings, the median of its rounds
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 2  # a warm-up call of each in the first round only
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_results_of_other_weights_are_printed_not_published(tmp_path, monkeypatch, capsys, how):
+    from benchmarks import common
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n")
+    monkeypatch.setattr(common, "RESULTS", results)
+    monkeypatch.delenv(common.ENV_VAR, raising=False)
+    if how == "environment":
+        monkeypatch.setenv(common.ENV_VAR, "runs/candidate")
+    weights = "runs/candidate" if how == "argument" else None
+    assert common.weights_label(weights) == "runs/candidate"
+    assert not common.write_weights_section("scorer_accuracy", "numbers", "cmd", weights)
+    assert results.read_text() == "# Benchmark results\n"
+    assert "not written" in capsys.readouterr().out
+    monkeypatch.delenv(common.ENV_VAR, raising=False)
+    assert common.weights_label(None) == "packaged"
+    assert common.write_weights_section("scorer_accuracy", "numbers", "cmd", None)
+    assert "<!-- begin:scorer_accuracy -->" in results.read_text() and "numbers" in results.read_text()
