@@ -387,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
           f"entries above come from)\n\n{t2b}\n\n### Independent implementations\n\n{t3}\n")
     print(md)
     if not args.quick:
-        cmd = f"python -m benchmarks.predictor_accuracy --data {args.data}" + (
-            f" --weights {args.weights}" if args.weights else "")
+        cmd = f"python -m benchmarks.predictor_accuracy --data {args.data}"  # written for the packaged weights only
         folder = Path(args.data).name
         write_weights_section("predictor_accuracy" + ("" if folder == "cbsd68" else f"_{folder}"), md, cmd, args.weights)
     return 0

@@ -288,7 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         cmd = "python -m benchmarks.scorer_accuracy" + (
             f" --data {' '.join(args.data)}" if args.data != DATA else "") + (
-            f" --weights {args.weights}" if args.weights else "") + (
             f" --per-folder {args.per_folder}" if args.per_folder != PER_FOLDER else "")
         write_weights_section("scorer_accuracy", md, cmd, args.weights)
     return 0
