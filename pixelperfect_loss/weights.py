@@ -333,8 +333,9 @@ def load_predictor(path: str | Path | None = None, **hub: Any) -> nn.Module:
         if width < 1:
             raise ValueError(f"weights: {file} has 'width' metadata {raw!r}; expected a positive integer")
         # networks trained with the hue-direction inputs (``--hue``) read N_FIXED + N_HUE fixed features
-        stem = tensors.get("stem_fixed.weight")
-        return DistortionPredictor(width=width, hue=stem is not None and stem.shape[1:2] == (N_FIXED + N_HUE,))
+        stem, ctx = tensors.get("stem_fixed.weight"), tensors.get("context.weight")
+        return DistortionPredictor(width=width, hue=stem is not None and stem.shape[1:2] == (N_FIXED + N_HUE,),
+                                   stats=ctx is not None and ctx.shape[1] != ctx.shape[0])
 
     return _load("predictor", build, path, hub)
 

@@ -28,6 +28,8 @@ from torch import Tensor
 #: Number of feature channels returned by :func:`fixed_features`, and the hue direction's, added with ``hue=True``.
 N_FIXED = 11
 N_HUE = 2
+#: Number of per-image global statistics (:func:`global_features`).
+N_GLOBAL = 8
 _EPS = 1e-5
 
 
@@ -78,3 +80,26 @@ def fixed_features(cells: Tensor, hue: bool = False) -> Tensor:
     if hue:
         feats.append(mean_o / chroma)  # chroma >= 0.01
     return torch.cat(feats, 1)
+
+
+def global_features(cells: Tensor) -> Tensor:
+    """(N, 48, h, w) space-to-depth(4) cells -> (N, N_GLOBAL) whole-image tone statistics of the 4x4 cell means
+    (coarse enough that blur and noise barely move them): mean luma, its log, log luma variance, log mean
+    chroma, mean opponent colours and their log variances. Their differences between two images separate a
+    brightness change (mean and spread move together, or the mean alone) from a contrast change (spread
+    alone), and a colour cast from a saturation change, image-wide.
+
+    Example:
+        >>> global_features(torch.nn.functional.pixel_unshuffle(torch.rand(2, 3, 32, 32), 4)).shape
+        torch.Size([2, 8])
+    """
+    if cells.dtype in (torch.float16, torch.bfloat16):
+        return global_features(cells.float()).to(cells.dtype)
+    n = cells.shape[0]
+    r, g, b = cells.view(n, 3, 16, -1).mean(2).unbind(1)  # each (N, h * w): the cells' mean colours
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    o1, o2 = r - g, 0.5 * (r + g) - b
+    my = y.mean(1)
+    chroma = torch.sqrt(o1 * o1 + o2 * o2 + 1e-4).mean(1)
+    return torch.stack([my, torch.log(my.clamp_min(0) + 0.01), _log(_var(y, 1)), torch.log(chroma),
+                        o1.mean(1), o2.mean(1), _log(_var(o1, 1)), _log(_var(o2, 1))], 1)

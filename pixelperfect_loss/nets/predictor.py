@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..channels import CHANNELS
-from .features import N_FIXED, N_HUE, fixed_features
+from .features import N_FIXED, N_GLOBAL, N_HUE, fixed_features, global_features
 
 #: Smallest accepted height and width; inputs are padded internally to a multiple of 16.
 MIN_SIZE = 16
@@ -117,10 +117,10 @@ class DistortionPredictor(nn.Module):
         (True, 0.0)
     """
 
-    def __init__(self, width: int = 32, hue: bool = False) -> None:
+    def __init__(self, width: int = 32, hue: bool = False, stats: bool = False) -> None:
         super().__init__()
         w1, w2, w3, w4 = width * 3 // 4, width * 3 // 2, width * 2, width // 2
-        self.width, self.hue = width, hue
+        self.width, self.hue, self.stats = width, hue, stats
         n_fixed = N_FIXED + N_HUE * hue
         self.stem_cells = nn.Conv2d(48, w1, 1)
         self.stem_fixed = nn.Conv2d(n_fixed, w1, 1)
@@ -128,7 +128,7 @@ class DistortionPredictor(nn.Module):
         self.down16 = nn.Sequential(_conv(w2, w3, 3, 2), _conv(w3, w3))
         # low-resolution pair head g(s, d), evaluated in both orders
         self.fuse16 = nn.Sequential(_conv(2 * w3, w3), _conv(w3, w3))
-        self.context = nn.Linear(w3, w3)
+        self.context = nn.Linear(w3 + 2 * N_GLOBAL * stats, w3)
         self.in8 = _conv(2 * w2, w2, 1)
         self.fuse8 = nn.Sequential(_conv(w3 + w2, w2, 1), _conv(w2, w4))
         # 1/4 head, odd in d
@@ -150,20 +150,25 @@ class DistortionPredictor(nn.Module):
             fixed = fixed_features(cells, self.hue)
         f4 = F.silu(self.stem_cells(cells) + self.stem_fixed(fixed))
         f8 = self.down8(f4)
-        return [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]
+        out = [torch.cat([f4, fixed], dim=1), f8, self.down16(f8)]
+        return out + [global_features(cells)] if self.stats else out
 
-    def _g(self, s8: Tensor, s16: Tensor, d8: Tensor, d16: Tensor) -> Tensor:
+    def _g(self, s8: Tensor, s16: Tensor, d8: Tensor, d16: Tensor, *sd: Tensor) -> Tensor:
         h16 = self.fuse16(torch.cat([s16, d16], dim=1))
         if not self.training:
             h16 = h16.clamp(-H16_BOUND, H16_BOUND)
-        h16 = h16 + self.context(h16.mean(dim=(-2, -1)))[..., None, None]
+        h16 = h16 + self.context(torch.cat([h16.mean(dim=(-2, -1)), *sd], dim=1))[..., None, None]
         h8 = self.in8(torch.cat([s8, d8], dim=1))
         return self.fuse8(torch.cat([F.interpolate(h16, scale_factor=2.0, mode="nearest"), h8], dim=1))
 
-    def _pair(self, r8: Tensor, r16: Tensor, i8: Tensor, i16: Tensor) -> Tensor:
-        """The pair head at 1/8 in both orders, h8 = g(s, d) - g(s, -d), from both images' 1/8 and 1/16 features."""
+    def _pair(self, r8: Tensor, r16: Tensor, i8: Tensor, i16: Tensor, *rg_ig: Tensor) -> Tensor:
+        """The pair head at 1/8 in both orders, h8 = g(s, d) - g(s, -d), from both images' 1/8 and 1/16 features
+        (and their global statistics, with ``stats=True``)."""
         s8, s16 = r8 + i8, r16 + i16
-        return self._g(s8, s16, i8 - r8, i16 - r16) - self._g(s8, s16, r8 - i8, r16 - i16)
+        sg = [rg_ig[0] + rg_ig[1]] if rg_ig else []
+        dg = [rg_ig[1] - rg_ig[0]] if rg_ig else []
+        mg = [rg_ig[0] - rg_ig[1]] if rg_ig else []
+        return self._g(s8, s16, i8 - r8, i16 - r16, *sg, *dg) - self._g(s8, s16, r8 - i8, r16 - i16, *sg, *mg)
 
     def forward(self, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
         """Maps (N, 8, H, W); with ``lowres=True`` the 1/4-resolution maps of the padded input."""
@@ -177,9 +182,9 @@ class DistortionPredictor(nn.Module):
         if not self.training and (fr[1].requires_grad or fi[1].requires_grad):
             # the frozen network inside a loss: the pair head is recomputed in backward instead of keeping its
             # activations (the same values and gradients, bit for bit; in training it would only cost time)
-            h8 = checkpoint(self._pair, *fr[1:], *fi[1:], use_reentrant=False)
+            h8 = checkpoint(self._pair, *fr[1:3], *fi[1:3], *fr[3:], *fi[3:], use_reentrant=False)
         else:
-            h8 = self._pair(*fr[1:], *fi[1:])
+            h8 = self._pair(*fr[1:3], *fi[1:3], *fr[3:], *fi[3:])
         z = F.interpolate(h8, scale_factor=2.0, mode="bilinear", align_corners=False) + self.odd_in(fi[0] - fr[0])
         z = z * torch.sigmoid(self.gate(fr[0] + fi[0]))
         low = self.out(odd_act(z))
