@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from pixelperfect_loss import CHANNELS, DistortionPredictor, distortion_maps
 from pixelperfect_loss.engine import operators as op
-from pixelperfect_loss.nets.features import N_FIXED, N_HUE, fixed_features
+from pixelperfect_loss.nets.features import N_FIXED, N_HUE, fixed_features, global_features
 from pixelperfect_loss.weights import find_weights, load_predictor, load_strict, read_weights, save_weights
 
 
@@ -17,9 +17,10 @@ def trained():
 
 @pytest.mark.parametrize("shape", [(2, 3, 16, 16), (1, 3, 37, 53), (3, 3, 64, 48)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_exact_antisymmetry_random_weights(shape, dtype):
+@pytest.mark.parametrize("stats", [False, True])
+def test_exact_antisymmetry_random_weights(shape, dtype, stats):
     torch.manual_seed(0)
-    net = DistortionPredictor().to(dtype)
+    net = DistortionPredictor(stats=stats).to(dtype)
     a, b = torch.rand(shape, dtype=dtype), torch.rand(shape, dtype=dtype)
     with torch.no_grad():
         p = net(a, b)
@@ -114,13 +115,17 @@ def test_a_feature_past_the_bound_still_learns_in_training_mode():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_recomputed_pair_head_gives_the_same_gradients(trained, photos, monkeypatch, dtype):
+@pytest.mark.parametrize("stats", [False, True])
+def test_recomputed_pair_head_gives_the_same_gradients(trained, photos, monkeypatch, dtype, stats):
     """Frozen in eval mode with gradients on (as in the loss), the pair head is recomputed in backward
-    instead of keeping its activations; the maps and the image's gradient are the same bit for bit."""
+    instead of keeping its activations; the maps and the image's gradient are the same bit for bit (with the
+    whole-image statistics too, through random weights)."""
     from pixelperfect_loss.nets import predictor as module
 
-    net = DistortionPredictor().to(dtype)
-    net.load_state_dict(trained.state_dict())
+    torch.manual_seed(4)
+    net = DistortionPredictor(stats=stats).to(dtype)
+    if not stats:
+        net.load_state_dict(trained.state_dict())
     net.eval().requires_grad_(False)
     ref = photos.to(dtype)
     img = op.gaussian_blur(ref, torch.full((4,), 0.4, dtype=dtype)).requires_grad_(True)
@@ -170,16 +175,54 @@ def test_safetensors_round_trip(tmp_path):
     assert not back.training and not any(p.requires_grad for p in back.parameters())
 
 
-def test_loader_builds_the_network_the_file_was_trained_as(tmp_path):
-    # with or without the hue-direction inputs (--hue), read from the stem's shape
+@pytest.mark.parametrize("hue", [False, True])
+@pytest.mark.parametrize("stats", [False, True])
+def test_loader_builds_the_network_the_file_was_trained_as(tmp_path, hue, stats):
+    # with or without the hue-direction inputs (--hue), read from the stem's shape, and the whole-image
+    # statistics (--stats), read from the context layer's
     torch.manual_seed(2)
     a, b = torch.rand(2, 1, 3, 32, 32).unbind(0)
-    for hue in (False, True):
-        net = DistortionPredictor(width=16, hue=hue).eval()
-        assert net.stem_fixed.weight.shape[1] == N_FIXED + N_HUE * hue
-        back = load_predictor(save_weights(net, tmp_path / f"p{hue}.safetensors", {"width": 16}))
-        assert back.hue is hue and torch.equal(back(a, b), net(a, b))
-        assert torch.equal(back(a, b), -back(b, a)) and back(a, a).abs().max() == 0
+    net = DistortionPredictor(width=16, hue=hue, stats=stats).eval()
+    assert net.stem_fixed.weight.shape[1] == N_FIXED + N_HUE * hue
+    back = load_predictor(save_weights(net, tmp_path / "p.safetensors", {"width": 16}))
+    assert back.hue is hue and back.stats is stats and torch.equal(back(a, b), net(a, b))
+    assert torch.equal(back(a, b), -back(b, a)) and back(a, a).abs().max() == 0
+
+
+def test_global_statistics_separate_contrast_brightness_saturation_and_casts():
+    g = torch.Generator().manual_seed(5)
+    x = 0.25 + 0.5 * torch.rand(2, 3, 64, 64, generator=g)
+    x = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), 5, 1)  # some spatial structure
+    stats = lambda img: global_features(F.pixel_unshuffle(img, 4))  # noqa: E731
+    base = stats(x)
+
+    def change(img):  # [mean luma, log luma spread, log chroma, mean yellow-blue, log yellow-blue spread]
+        d = stats(img) - base
+        return d[:, [0, 2, 3, 5, 7]]
+
+    y = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    ym = y.mean((2, 3), keepdim=True)
+    contrast = change(ym + 1.5 * (x - ym))  # about the mean luma: spread up, mean kept
+    assert (contrast[:, 1] > 0.05).all() and (contrast[:, 0].abs() < 1e-5).all()
+    offset = change(x + 0.1)  # brightness offset: mean up, spread kept
+    assert (offset[:, 0] > 0.09).all() and (offset[:, 1].abs() < 1e-4).all()
+    gain = change(x * 1.2)  # exposure: mean and spread up together
+    assert (gain[:, 0] > 0.05).all() and (gain[:, 1] > 0.05).all()
+    sat = change(y + 1.5 * (x - y))  # saturation: chroma and its spread up, luma kept
+    assert (sat[:, 2] > 0.05).all() and (sat[:, 4] > 0.05).all() and (sat[:, :2].abs() < 1e-4).all()
+    cast = change(x + torch.tensor([0.05, 0.0, -0.05]).view(1, 3, 1, 1))  # towards yellow: mean shifts, spread kept
+    assert (cast[:, 3] > 0.04).all() and (cast[:, 4].abs() < 1e-4).all()
+    # coarse statistics: a mild blur leaves the luma spread of the 4x4 cell means nearly unchanged
+    blur = change(op.gaussian_blur(x, torch.full((2,), 0.1)))
+    assert (blur[:, 1].abs() < 0.25 * contrast[:, 1]).all()
+
+
+def test_global_statistics_have_finite_gradients_on_constant_images():
+    x = torch.full((1, 3, 32, 32), 0.5, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(6)
+    net = DistortionPredictor(width=16, stats=True).double()
+    (net(x, torch.rand(1, 3, 32, 32, dtype=torch.float64)) ** 2).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().max() > 0
 
 
 def test_hue_direction_turns_with_a_colour_cast_not_with_saturation():

@@ -70,12 +70,13 @@ def test_the_shipped_weights_were_made_by_the_default_full_recipe():
 
     _, meta = read_weights(find_weights("predictor"))
     steps, batch, crop = RECIPES["predictor"]["full"]
-    keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue")
+    keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue", "stats")
     made = {k: meta.get(k) for k in keys}
     made["hue"] = made["hue"] or "False"  # the packaged file predates the entry: trained without the hue inputs
+    made["stats"] = made["stats"] or "False"  # and without the whole-image statistics
     assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
                     "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
-                    "reuse": str(REUSE), "seed": "0", "hue": "False"}
+                    "reuse": str(REUSE), "seed": "0", "hue": "False", "stats": "False"}
     from pixelperfect_loss.train.scorer import P_OTHER
 
     _, meta = read_weights(find_weights("scorer"))
@@ -93,6 +94,8 @@ def test_command_line_and_function_share_the_first_phase_learning_rate():
     # and the network: without the hue inputs by default, in the command, the function and the class
     assert build_parser().parse_args([]).hue is False is inspect.signature(train_predictor).parameters["hue"].default
     assert build_parser().parse_args(["--hue"]).hue is True and DistortionPredictor().hue is False
+    assert build_parser().parse_args([]).stats is False is inspect.signature(train_predictor).parameters["stats"].default
+    assert build_parser().parse_args(["--stats"]).stats is True and DistortionPredictor().stats is False
 
 
 def test_dihedral_gives_eight_distinct_exact_transforms():
@@ -310,6 +313,17 @@ def test_hue_option_trains_a_network_with_the_hue_inputs_and_resume_keeps_it(tmp
     assert load_predictor(tmp_path / "predictor.safetensors").hue is True
     assert read_weights(tmp_path / "predictor.safetensors")[1]["hue"] == "True"
     with pytest.raises(ValueError, match="hue"):  # a checkpoint of one network cannot continue as the other
+        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)
+
+
+def test_stats_option_trains_a_network_with_the_statistics_and_resume_keeps_it(tmp_path):
+    from pixelperfect_loss.weights import load_predictor, read_weights
+
+    assert main(["predictor", "--out", str(tmp_path), "--steps", "2", "--batch", "2", "--crop", "32", "--stats",
+                 "--no-progress", "--workers", "0"]) == 0
+    assert load_predictor(tmp_path / "predictor.safetensors").stats is True
+    assert read_weights(tmp_path / "predictor.safetensors")[1]["stats"] == "True"
+    with pytest.raises(ValueError, match="stats"):  # a checkpoint of one network cannot continue as the other
         train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)
 
 

@@ -5,7 +5,9 @@ Built for cost: nothing but a space-to-depth reshape runs at full resolution::
     x --space-to-depth(4)--> cells (48 ch) + fixed features (1/4) --> encoder E, once per image
                                                                       -> f4, f8, f16 (1/4, 1/8, 1/16)
     s = E(ref) + E(img)  (even under swapping)     d = E(img) - E(ref)  (odd)
-    low-resolution pair head g at 1/16 and 1/8, evaluated in both orders: h8 = g(s, d) - g(s, -d)
+    low-resolution pair head g at 1/16 and 1/8, evaluated in both orders: h8 = g(s, d) - g(s, -d);
+        its global context reads the mean of its 1/16 features (and, with ``stats=True``, the sum and
+        difference of both images' whole-image tone statistics)
     1/4 head, evaluated once and odd in d by construction:
         z = up(h8) + A d4  (A linear, no bias)      z = z * sigmoid(B s4)  (even gate)
         maps4 = C odd_act(z)  (C linear, no bias; odd_act(-z) == -odd_act(z) bit for bit)
@@ -108,7 +110,10 @@ class DistortionPredictor(nn.Module):
     padded input with ``lowres=True``). This module does not validate its inputs: use
     :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that. ``hue=True`` adds the
     hue direction to the fixed inputs (:func:`~pixelperfect_loss.nets.features.fixed_features`; an
-    experiment, not in the shipped weights: weights/README.md, "The hue direction as an input").
+    experiment, not in the shipped weights: weights/README.md, "The hue direction as an input");
+    ``stats=True`` gives the pair head's global context whole-image tone statistics of both images
+    (:func:`~pixelperfect_loss.nets.features.global_features`, their sum and difference, so the
+    anti-symmetry stays exact; an experiment too).
 
     Example:
         >>> net = DistortionPredictor()

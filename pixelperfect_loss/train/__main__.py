@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hue", action="store_true",
                    help="give the predictor the hue direction of each 4x4 cell as two more fixed inputs (an "
                         "experiment: it met the accuracy targets but made the loss easier to game; weights/README.md)")
+    p.add_argument("--stats", action="store_true",
+                   help="give the predictor's pair head whole-image tone statistics of both images (mean, spread "
+                        "and colour of the 4x4 cell means), which separate image-wide contrast from brightness and "
+                        "saturation from colour casts (an experiment; weights/README.md)")
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.net in ("all", "predictor"):
             from .predictor import train_predictor
 
-            train_predictor(args.images, args.out, lr=args.lr, width=args.width, hue=args.hue, workers=args.workers,
+            train_predictor(args.images, args.out, lr=args.lr, width=args.width, hue=args.hue, stats=args.stats,
+                            workers=args.workers,
                             reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
                             tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
         if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process

@@ -206,7 +206,7 @@ _FREE_ON_RESUME = frozenset({"device", "images"})
 _TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight"})
 #: entries added to the predictor's config after some checkpoints were written, with the value those checkpoints
 #: trained with (a checkpoint without the entry resumes as if it had this value)
-_ADDED = {"hue": False}
+_ADDED = {"hue": False, "stats": False}
 #: entries of a checkpoint's config (not of the weights' metadata) naming its inputs by content, and their flags; a
 #: checkpoint written before them resumes unchecked
 _INPUTS = {"images_sha256": "--images", "predictor_sha256": "--predictor"}

@@ -103,7 +103,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
                     reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
-                    hue: bool = False, device: str | torch.device | None = None) -> DistortionPredictor:
+                    hue: bool = False, stats: bool = False, device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -121,7 +121,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     ``tune_lr``, with the cross-talk term of :func:`map_loss` weighted by ``cross_weight`` (0 in the
     first phase). Starting it from a trained network lets the term cut cross-talk; from the start of
     training it made units die (weights/README.md, "Cross-talk tuning"). ``hue`` adds the hue
-    direction to the network's fixed inputs (an experiment, weights/README.md).
+    direction to the network's fixed inputs, ``stats`` whole-image tone statistics to its pair head
+    (experiments, weights/README.md).
     """
     if tune_steps < 0 or cross_weight < 0:
         raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
@@ -132,7 +133,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     dev = training_device(device)
     out = Path(out)
     torch.manual_seed(seed)
-    net = DistortionPredictor(width=width, hue=hue).to(dev)  # initial weights drawn on the CPU: the same on every device
+    net = DistortionPredictor(width=width, hue=hue, stats=stats).to(dev)  # initial weights drawn on the CPU: the same on every device
     model: torch.nn.Module = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -142,7 +143,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
                                   cross_weight=cross_weight, device=dev.type,
-                                  images=str(images) if images is not None else "embedded", hue=hue)
+                                  images=str(images) if images is not None else "embedded", hue=hue,
+                                  stats=stats)
     ckpt_config = {**config, "images_sha256": images_sha256}  # not in the weights' metadata
     start, seconds = resume_from(ckpt_path, net, opt, ckpt_config) if resume else (0, 0.0)
     log = LossLog(out / "predictor-log.jsonl", enabled=rank == 0, start=start)
