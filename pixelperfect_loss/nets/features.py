@@ -16,7 +16,8 @@ full-resolution intermediate is kept for the backward pass:
   across the 4-pixel seams inside blocks.
 
 The network sees the difference of these features between the two images, so a log energy
-becomes a log-ratio.
+becomes a log-ratio. Optionally (``DistortionPredictor(stats=True)``, an experiment), its pair head also
+reads whole-image tone statistics of each image (:func:`global_features`).
 """
 
 from __future__ import annotations
