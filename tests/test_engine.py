@@ -1,5 +1,7 @@
 """The synthetic distortion engine: operators, masks, triplets, ranked sets."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -427,6 +429,29 @@ def test_apply_recipe_scale_is_per_sample(photos):
     for bad, err in [(torch.zeros(3), r"shape \(8,\)"), (2.0, r"values in \[0, 1\]")]:
         with pytest.raises(ValueError, match="scale: expected .*" + err):
             apply_recipe(x, recipe, None, scale=bad)
+
+
+def test_apply_recipe_refuses_a_recipe_whose_labels_would_lie(photos):
+    """A hand-built recipe naming no operator (noise made "less", a variant past the list) used to leave the
+    image untouched while its labels said the channel was applied; now each is a ValueError naming the field."""
+    good = _one_channel(photos, "noise", 1)
+    assert not torch.equal(apply_recipe(photos, good, torch.Generator().manual_seed(0)), photos)
+    no_operator = _one_channel(photos, "noise", -1)  # OPERATORS has no ("noise", -1)
+    past_the_list = _one_channel(photos, "blur", 1)
+    past_the_list.variant[:, INDEX["blur"]] = len(OPERATORS["blur", 1])
+    for bad, match in [(no_operator, r"channel 'noise' with sign -1 has variant 0, but OPERATORS\[\('noise', -1\)\] "
+                                      r"has 0 operator"),
+                       (past_the_list, r"channel 'blur' with sign \+1 has variant 4"),
+                       (dataclasses.replace(good, sign=good.sign * 2), r"recipe.sign: expected values in \{-1, 0, 1\}"),
+                       (dataclasses.replace(good, strength=good.strength * 2), r"recipe.strength: expected float values"),
+                       (dataclasses.replace(good, masks=good.masks[:, :, :8]), r"recipe.masks: expected a tensor of shape"),
+                       (dataclasses.replace(good, strength=good.strength[:2]), r"recipe.strength: expected .*\(4, 8\)")]:
+        with pytest.raises(ValueError, match=match):
+            apply_recipe(photos, bad, None)
+    with pytest.raises(TypeError, match="recipe.sign, recipe.variant: expected integer"):
+        apply_recipe(photos, dataclasses.replace(good, sign=good.sign.float()), None)
+    with pytest.raises(TypeError, match="recipe: expected a Recipe"):
+        apply_recipe(photos, (good.strength, good.sign, good.variant, good.masks), None)
 
 
 def test_jpeg_codec_checks_its_quality(photos):

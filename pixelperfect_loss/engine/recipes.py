@@ -130,12 +130,56 @@ def apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | Non
                  scale: Tensor | float = 1.0) -> Tensor:
     """Distort ``clean`` with ``recipe``, strengths multiplied by ``scale`` (a float or (N,)).
 
+    A hand-built recipe is checked first: a ValueError names a field of the wrong shape or range, or an
+    applied channel whose sign and variant name no operator of :data:`OPERATORS` (such a channel would
+    leave the image untouched while its label says it was applied).
+
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.rand(2, 3, 16, 16)
         >>> apply_recipe(x, random_recipe(2, 16, 16, g), g).shape
         torch.Size([2, 3, 16, 16])
     """
+    clean = op.check_engine_images(clean, generator, "clean", check_range=True).contiguous()
+    _check_recipe(recipe, clean)
+    return _apply_recipe(clean, recipe, generator, scale)
+
+
+def _check_recipe(recipe: object, clean: Tensor) -> None:
+    """A recipe fit for ``clean`` (N, 3, H, W): fields of the documented shapes, strengths in [0, 1], signs in
+    {-1, 0, 1}, and for every applied channel a sign and variant that name an operator of :data:`OPERATORS`
+    (anything else would leave the image untouched while its label says otherwise)."""
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe: expected a Recipe, got {type(recipe).__name__}")
+    n, c = len(clean), len(CHANNELS)
+    for name in ("strength", "sign", "variant", "masks"):
+        v = getattr(recipe, name)
+        want = (n, c, *clean.shape[-2:]) if name == "masks" else (n, c)
+        if not isinstance(v, Tensor) or tuple(v.shape) != want:
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ValueError(f"recipe.{name}: expected a tensor of shape {want} for clean of shape "
+                             f"{tuple(clean.shape)}, got {got}")
+    for name in ("strength", "masks"):
+        v = getattr(recipe, name)
+        if not v.is_floating_point() or bool(((v < 0) | (v > 1) | torch.isnan(v)).any()):
+            raise ValueError(f"recipe.{name}: expected float values in [0, 1]")
+    if recipe.sign.is_floating_point() or recipe.variant.is_floating_point():
+        raise TypeError("recipe.sign, recipe.variant: expected integer tensors")
+    sign, variant = recipe.sign.cpu(), recipe.variant.cpu()
+    if bool(((sign < -1) | (sign > 1)).any()):
+        raise ValueError(f"recipe.sign: expected values in {{-1, 0, 1}}, got {sorted(set(sign.flatten().tolist()))}")
+    k = torch.where(sign > 0, _K_POS.long(), torch.where(sign < 0, _K_NEG.long(), 1))
+    bad = (sign != 0) & ((variant < 0) | (variant >= k))
+    if bool(bad.any()):
+        i, j = (int(v) for v in bad.nonzero()[0])
+        key = (CHANNELS[j], int(sign[i, j]))
+        raise ValueError(f"recipe: sample {i}, channel {key[0]!r} with sign {key[1]:+d} has variant {int(variant[i, j])}, "
+                         f"but OPERATORS[{key}] has {len(OPERATORS.get(key, ()))} operator(s)")
+
+
+def _apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,
+                  scale: Tensor | float = 1.0) -> Tensor:
+    """:func:`apply_recipe` without its argument checks, for recipes the engine drew itself."""
     x = clean.clone()
     strength = (recipe.strength.to(x.device) * _per_sample(scale, len(x)).to(x.device)).to(x.dtype)
     signs, variants = recipe.sign.tolist(), recipe.variant.tolist()  # plain lists: cheap grouping
@@ -196,7 +240,7 @@ def make_triplets(clean: Tensor, generator: torch.Generator | None = None, *, p_
     n, _, h, w = clean.shape
     recipe = random_recipe(n, h, w, generator, max_channels=max_channels, p_clean=p_clean,
                            device=clean.device, dtype=clean.dtype)
-    distorted = apply_recipe(clean, recipe, generator)
+    distorted = _apply_recipe(clean, recipe, generator)
     swap = _rand((n,), generator) < p_swap
     labels = recipe.labels(torch.where(swap, -1.0, 1.0)[:, None], in_place=True)  # negated where swapped
     idx = swap.nonzero().flatten().to(clean.device)  # exchange the swapped samples: cheaper than two full torch.where
@@ -242,7 +286,7 @@ def make_ranked_sets(clean: Tensor, k: int, generator: torch.Generator | None = 
     images, labels = [], []
     for j in range(1, k + 1):
         g = torch.Generator(device=dev).manual_seed(seed)  # same random draws at every level
-        x = apply_recipe(clean, recipe, g, scale=j / k)
+        x = _apply_recipe(clean, recipe, g, scale=j / k)
         lab = recipe.labels(scale=j / k)
         for o, fn in enumerate(OTHER_OPERATORS):
             sel = (other & (which == o)).nonzero().flatten().to(clean.device)
