@@ -9,7 +9,7 @@ from pixelperfect_loss.train.__main__ import main
 from pixelperfect_loss.data import RandomCrops
 from pixelperfect_loss.nets import DistortionPredictor
 from pixelperfect_loss.train.predictor import _Triplets, dihedral, map_loss, train_predictor
-from pixelperfect_loss.weights import load_predictor
+from pixelperfect_loss.weights import load_predictor, read_weights
 
 
 def test_map_loss_balances_channels_and_is_zero_at_labels():
@@ -34,6 +34,37 @@ def test_map_loss_cross_term_counts_only_responses_under_another_channel():
     # weighted in, the same error costs more under another channel; by default it is only logged
     assert map_loss(talk, labels, cross_weight=1.0)[0] > map_loss(stray, labels, cross_weight=1.0)[0]
     assert map_loss(talk, labels)[0] == pytest.approx(map_loss(stray, labels)[0].item())
+
+
+def test_map_loss_overlap_weight_multiplies_the_error_where_channels_overlap_only():
+    labels = torch.zeros(1, 8, 8, 8)
+    labels[:, 3, :, :4] = 0.5  # brightness on the left half
+    labels[:, 4, :4] = 0.5  # contrast on the top half: both on the top-left quarter
+    faint_overlap, faint_alone = labels.clone(), labels.clone()
+    faint_overlap[:, 4, :4, :4] = 0.1  # contrast hedged where brightness is labelled too
+    faint_alone[:, 4, :4, 4:] = 0.1  # the same error where contrast is alone
+    loss = {k: map_loss(p, labels)[0].item() for k, p in [("overlap", faint_overlap), ("alone", faint_alone)]}
+    loss3 = {k: map_loss(p, labels, overlap_weight=3.0)[0].item() for k, p in [("overlap", faint_overlap),
+                                                                             ("alone", faint_alone)]}
+    assert loss["overlap"] == pytest.approx(loss["alone"])  # by default both cost the same
+    assert loss3["alone"] == pytest.approx(loss["alone"])  # no overlap: unchanged
+    # at weight 3 the overlap's labelled error (0.4 on 16 of 32 labelled contrast cells, image term unchanged) triples
+    assert loss3["overlap"] - loss["overlap"] == pytest.approx(2 * 0.4 * 16 / 32, rel=1e-5)
+    assert map_loss(labels, labels, overlap_weight=3.0)[0].item() == 0.0
+
+
+def test_overlap_weight_counts_in_the_tuning_phase_only_and_is_recorded(tmp_path):
+    kw = dict(steps=2, lr=2e-3, tune_steps=2, batch=2, crop=32, log_every=1, progress=False, device="cpu")
+    train_predictor(None, tmp_path / "a", overlap_weight=3.0, **kw)
+    train_predictor(None, tmp_path / "b", **kw)
+    logs = [[json.loads(line) for line in (tmp_path / d / "predictor-log.jsonl").read_text().splitlines()]
+            for d in "ab"]
+    rows = [[r for r in log if "loss" in r] for log in logs]
+    assert [r["loss"] for r in rows[0][:2]] == [r["loss"] for r in rows[1][:2]]  # first phase: bit for bit
+    assert rows[0][2]["pixel"] > rows[1][2]["pixel"]  # tuning: overlapping cells weigh more
+    assert read_weights(tmp_path / "a" / "predictor.safetensors")[1]["overlap_weight"] == "3.0"
+    with pytest.raises(ValueError, match="overlap_weight: expected > 0, got 0"):
+        train_predictor(None, tmp_path / "c", overlap_weight=0, **kw)
 
 
 def test_tuning_phase_weighs_the_cross_term_at_its_own_learning_rate(tmp_path):
@@ -70,13 +101,15 @@ def test_the_shipped_weights_were_made_by_the_default_full_recipe():
 
     _, meta = read_weights(find_weights("predictor"))
     steps, batch, crop = RECIPES["predictor"]["full"]
-    keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue", "stats")
+    keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue", "stats",
+            "overlap_weight")
     made = {k: meta.get(k) for k in keys}
     made["hue"] = made["hue"] or "False"  # the packaged file predates the entry: trained without the hue inputs
     made["stats"] = made["stats"] or "False"  # and without the whole-image statistics
+    made["overlap_weight"] = made["overlap_weight"] or "1.0"  # and overlapping cells weighed as the others
     assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
                     "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
-                    "reuse": str(REUSE), "seed": "0", "hue": "False", "stats": "False"}
+                    "reuse": str(REUSE), "seed": "0", "hue": "False", "stats": "False", "overlap_weight": "1.0"}
     from pixelperfect_loss.train.scorer import P_OTHER
 
     _, meta = read_weights(find_weights("scorer"))
@@ -349,6 +382,7 @@ BASE = ["--steps", "1", "--batch", "1", "--crop", "32", "--no-progress", "--devi
     (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),  # trained to NaN weights, exit 0
     (["--tune-lr", "0"], "--tune-lr must be a finite number > 0"),
     (["--cross-weight", "inf"], "--cross-weight must be a finite number, got inf"),
+    (["--overlap-weight", "0"], "--overlap-weight must be a finite number > 0, got 0.0"),
     (["--seed", "5000000000"], "--seed must be 0 to 2147483647"),  # crashed mid-run in the step generators
     (["--width", "1"], "--width must be >= 2, got 1"),  # width 1 leaves layers without channels
     (["--threads", "-1"], "--threads must be >= 1"),

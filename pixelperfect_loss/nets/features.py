@@ -17,7 +17,7 @@ full-resolution intermediate is kept for the backward pass:
 
 The network sees the difference of these features between the two images, so a log energy
 becomes a log-ratio. Optionally (``DistortionPredictor(stats=True)``, an experiment), its pair head also
-reads whole-image tone statistics of each image (:func:`global_features`).
+reads whole-image tone statistics of the two images, summed (:func:`global_features`).
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def global_features(cells: Tensor) -> Tensor:
     (coarse enough that blur and noise barely move them): mean luma, its log, log luma variance, log mean
     chroma, mean opponent colours and their log variances. Their differences between two images separate a
     brightness change (mean and spread move together, or the mean alone) from a contrast change (spread
-    alone), and a colour cast from a saturation change, image-wide.
+    alone), and a colour cast from a saturation change, image-wide; but given to the pair head, a difference
+    spread a local change over the whole image, so the predictor reads only their sum over the two images,
+    a description of the scene (weights/README.md).
 
     Example:
         >>> global_features(torch.nn.functional.pixel_unshuffle(torch.rand(2, 3, 32, 32), 4)).shape

@@ -6,8 +6,8 @@ Built for cost: nothing but a space-to-depth reshape runs at full resolution::
                                                                       -> f4, f8, f16 (1/4, 1/8, 1/16)
     s = E(ref) + E(img)  (even under swapping)     d = E(img) - E(ref)  (odd)
     low-resolution pair head g at 1/16 and 1/8, evaluated in both orders: h8 = g(s, d) - g(s, -d);
-        its global context reads the mean of its 1/16 features (and, with ``stats=True``, the sum and
-        difference of both images' whole-image tone statistics)
+        its global context reads the mean of its 1/16 features (and, with ``stats=True``, the sum of
+        both images' whole-image tone statistics: a description of the scene, the same in both orders)
     1/4 head, evaluated once and odd in d by construction:
         z = up(h8) + A d4  (A linear, no bias)      z = z * sigmoid(B s4)  (even gate)
         maps4 = C odd_act(z)  (C linear, no bias; odd_act(-z) == -odd_act(z) bit for bit)
@@ -111,9 +111,10 @@ class DistortionPredictor(nn.Module):
     :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that. ``hue=True`` adds the
     hue direction to the fixed inputs (:func:`~pixelperfect_loss.nets.features.fixed_features`; an
     experiment, not in the shipped weights: weights/README.md, "The hue direction as an input");
-    ``stats=True`` gives the pair head's global context whole-image tone statistics of both images
-    (:func:`~pixelperfect_loss.nets.features.global_features`, their sum and difference, so the
-    anti-symmetry stays exact; an experiment too).
+    ``stats=True`` gives the pair head's global context the sum of both images' whole-image tone
+    statistics (:func:`~pixelperfect_loss.nets.features.global_features`), which describes the scene
+    without saying what changed and is the same in both orders (an experiment too; their difference, in an
+    earlier version, spread changes image-wide: weights/README.md).
 
     Example:
         >>> net = DistortionPredictor()
@@ -133,7 +134,7 @@ class DistortionPredictor(nn.Module):
         self.down16 = nn.Sequential(_conv(w2, w3, 3, 2), _conv(w3, w3))
         # low-resolution pair head g(s, d), evaluated in both orders
         self.fuse16 = nn.Sequential(_conv(2 * w3, w3), _conv(w3, w3))
-        self.context = nn.Linear(w3 + 2 * N_GLOBAL * stats, w3)
+        self.context = nn.Linear(w3 + N_GLOBAL * stats, w3)
         self.in8 = _conv(2 * w2, w2, 1)
         self.fuse8 = nn.Sequential(_conv(w3 + w2, w2, 1), _conv(w2, w4))
         # 1/4 head, odd in d
@@ -168,12 +169,10 @@ class DistortionPredictor(nn.Module):
 
     def _pair(self, r8: Tensor, r16: Tensor, i8: Tensor, i16: Tensor, *rg_ig: Tensor) -> Tensor:
         """The pair head at 1/8 in both orders, h8 = g(s, d) - g(s, -d), from both images' 1/8 and 1/16 features
-        (and their global statistics, with ``stats=True``)."""
+        (and the sum of their global statistics, with ``stats=True``)."""
         s8, s16 = r8 + i8, r16 + i16
         sg = [rg_ig[0] + rg_ig[1]] if rg_ig else []
-        dg = [rg_ig[1] - rg_ig[0]] if rg_ig else []
-        mg = [rg_ig[0] - rg_ig[1]] if rg_ig else []
-        return self._g(s8, s16, i8 - r8, i16 - r16, *sg, *dg) - self._g(s8, s16, r8 - i8, r16 - i16, *sg, *mg)
+        return self._g(s8, s16, i8 - r8, i16 - r16, *sg) - self._g(s8, s16, r8 - i8, r16 - i16, *sg)
 
     def forward(self, reference: Tensor, image: Tensor, lowres: bool = False) -> Tensor:
         """Maps (N, 8, H, W); with ``lowres=True`` the 1/4-resolution maps of the padded input."""

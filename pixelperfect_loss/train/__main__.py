@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cross-weight", type=float, default=CROSS_WEIGHT,
                    help="weight, in the second phase, of the cross-talk term of the map loss: a channel's |map| where "
                         f"only other channels are labelled (default {CROSS_WEIGHT:g})")
+    p.add_argument("--overlap-weight", type=float, default=1.0,
+                   help="weight, in the second phase, of the map error on labelled cells where two or more channels "
+                        "overlap, relative to other labelled cells (default 1; an experiment: weights/README.md)")
     p.add_argument("--device", default=None,
                    help="'cpu', 'cuda' or 'cuda:N' (default: the GPU when there is one, under torchrun each "
                         "rank's own, else the CPU); the training data are the same on every device")
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and not v >= low:
             print(f"error: --{name.replace('_', '-')} must be >= {low}, got {v}", file=sys.stderr)
             return 2
-    for name in ("lr", "tune_lr", "cross_weight"):
+    for name in ("lr", "tune_lr", "cross_weight", "overlap_weight"):
         v = getattr(args, name)
         if not math.isfinite(v) or (name != "cross_weight" and not v > 0):
             print(f"error: --{name.replace('_', '-')} must be a finite number{'' if name == 'cross_weight' else ' > 0'}"
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             train_predictor(args.images, args.out, lr=args.lr, width=args.width, hue=args.hue, stats=args.stats,
                             workers=args.workers,
                             reuse=args.reuse, tune_steps=tune_steps(recipe, args.steps, args.tune_steps),
-                            tune_lr=args.tune_lr, cross_weight=args.cross_weight, **settings("predictor"), **common)
+                            tune_lr=args.tune_lr, cross_weight=args.cross_weight, overlap_weight=args.overlap_weight,
+                            **settings("predictor"), **common)
         if args.net in ("all", "scorer") and rank_and_world()[0] == 0:  # the scorer is small: one process
             from pathlib import Path
 

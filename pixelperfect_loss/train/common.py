@@ -203,10 +203,10 @@ def training_images(images: list[Tensor] | str | Path | None, crop: int,
 #: (neither changes the data or the updates, see ``train_predictor``)
 _FREE_ON_RESUME = frozenset({"device", "images"})
 #: entries of a second (tuning) phase, free to change while the checkpoint has not entered it
-_TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight"})
+_TUNING = frozenset({"tune_steps", "tune_lr", "cross_weight", "overlap_weight"})
 #: entries added to the predictor's config after some checkpoints were written, with the value those checkpoints
 #: trained with (a checkpoint without the entry resumes as if it had this value)
-_ADDED = {"hue": False, "stats": False}
+_ADDED = {"hue": False, "stats": False, "overlap_weight": 1.0}
 #: entries of a checkpoint's config (not of the weights' metadata) naming its inputs by content, and their flags; a
 #: checkpoint written before them resumes unchecked
 _INPUTS = {"images_sha256": "--images", "predictor_sha256": "--predictor"}

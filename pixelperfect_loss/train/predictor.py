@@ -70,14 +70,16 @@ class _Triplets:
 
 
 def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
-             cross_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+             cross_weight: float = 0.0, overlap_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Balanced map regression loss; ``pred`` and ``labels`` are (N, 8, h, w) at the same size.
 
     Per channel, the mean error on its labelled cells plus on its unlabelled cells (``pixel``),
     and the error of each map's image mean (``image``). ``cross`` is logged as a diagnostic of
     cross-talk: per channel, the mean |map| on its unlabelled cells where another channel is
     labelled. Its default weight is 0: the training recipe weighs it only in a second, tuning phase
-    (:func:`train_predictor`), because from the start of training it made units die.
+    (:func:`train_predictor`), because from the start of training it made units die. ``overlap_weight``
+    multiplies the error on labelled cells where two or more channels are labelled (still divided by the
+    count of labelled cells), where a network tuned against cross-talk hedges with faint maps.
 
     Example:
         >>> y = torch.zeros(2, 8, 4, 4)
@@ -88,7 +90,8 @@ def map_loss(pred: Tensor, labels: Tensor, image_weight: float = 1.0,
     off = 1 - on
     err = (pred - labels).abs()
     dims = (0, 2, 3)
-    l_on = (err * on).sum(dims) / on.sum(dims).clamp_min(1)
+    w_on = on if overlap_weight == 1 else on * (1 + (overlap_weight - 1) * (on.sum(1, keepdim=True) >= 2))
+    l_on = (err * w_on).sum(dims) / on.sum(dims).clamp_min(1)
     l_off = (err * off).sum(dims) / off.sum(dims).clamp_min(1)
     cross = off * on.amax(1, keepdim=True)
     l_cross = ((err * cross).sum(dims) / cross.sum(dims).clamp_min(1)).sum()
@@ -103,7 +106,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
                     reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
-                    hue: bool = False, stats: bool = False, device: str | torch.device | None = None) -> DistortionPredictor:
+                    overlap_weight: float = 1.0, hue: bool = False, stats: bool = False, device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -118,14 +121,16 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     rounding), being drawn from the same CPU generators.
 
     ``tune_steps`` > 0 adds a second phase after ``steps``: a fresh warm-up and cosine decay from
-    ``tune_lr``, with the cross-talk term of :func:`map_loss` weighted by ``cross_weight`` (0 in the
-    first phase). Starting it from a trained network lets the term cut cross-talk; from the start of
+    ``tune_lr``, with the cross-talk term of :func:`map_loss` weighted by ``cross_weight`` and its
+    overlapping labelled cells by ``overlap_weight`` (0 and 1 in the first phase). Starting it from a trained network lets the term cut cross-talk; from the start of
     training it made units die (weights/README.md, "Cross-talk tuning"). ``hue`` adds the hue
     direction to the network's fixed inputs, ``stats`` whole-image tone statistics to its pair head
     (experiments, weights/README.md).
     """
     if tune_steps < 0 or cross_weight < 0:
         raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
+    if not overlap_weight > 0:
+        raise ValueError(f"overlap_weight: expected > 0, got {overlap_weight}")
     if not 1 <= reuse <= 8:
         raise ValueError(f"reuse: expected 1 to 8 (the dihedral transforms of a square), got {reuse}")
     check_every(ckpt_every=ckpt_every, log_every=log_every)
@@ -142,7 +147,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     data, images_sha256 = training_images(images, crop, seed)
     config: dict[str, Any] = dict(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, width=width,
                                   world=world, reuse=reuse, tune_steps=tune_steps, tune_lr=tune_lr,
-                                  cross_weight=cross_weight, device=dev.type,
+                                  cross_weight=cross_weight, overlap_weight=overlap_weight, device=dev.type,
                                   images=str(images) if images is not None else "embedded", hue=hue,
                                   stats=stats)
     ckpt_config = {**config, "images_sha256": images_sha256}  # not in the weights' metadata
@@ -159,7 +164,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr) if step < steps else cosine_lr(step - steps, tune_steps, tune_lr)
         pred = model(ref, img, lowres=True)
-        loss, parts = map_loss(pred, F.avg_pool2d(labels, 4), cross_weight=cross_weight if step >= steps else 0.0)
+        loss, parts = map_loss(pred, F.avg_pool2d(labels, 4), cross_weight=cross_weight if step >= steps else 0.0,
+                               overlap_weight=overlap_weight if step >= steps else 1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
