@@ -65,6 +65,10 @@ def test_overlap_weight_counts_in_the_tuning_phase_only_and_is_recorded(tmp_path
     assert read_weights(tmp_path / "a" / "predictor.safetensors")[1]["overlap_weight"] == "3.0"
     with pytest.raises(ValueError, match="overlap_weight: expected > 0, got 0"):
         train_predictor(None, tmp_path / "c", overlap_weight=0, **kw)
+    # the command line passes it on
+    assert main(["predictor", "--out", str(tmp_path / "cli"), "--steps", "1", "--tune-steps", "1", "--batch", "2",
+                 "--crop", "32", "--overlap-weight", "3", "--no-progress", "--device", "cpu"]) == 0
+    assert read_weights(tmp_path / "cli" / "predictor.safetensors")[1]["overlap_weight"] == "3.0"
 
 
 def test_tuning_phase_weighs_the_cross_term_at_its_own_learning_rate(tmp_path):

@@ -173,8 +173,8 @@ def _check_recipe(recipe: object, clean: Tensor) -> None:
     if bool(bad.any()):
         i, j = (int(v) for v in bad.nonzero()[0])
         key = (CHANNELS[j], int(sign[i, j]))
-        raise ValueError(f"recipe: sample {i}, channel {key[0]!r} with sign {key[1]:+d} has variant {int(variant[i, j])}, "
-                         f"but OPERATORS[{key}] has {len(OPERATORS.get(key, ()))} operator(s)")
+        raise ValueError(f"recipe: sample {i}, channel {key[0]!r} with sign {key[1]:+d} has variant "
+                         f"{int(variant[i, j])}, but OPERATORS[{key}] has {len(OPERATORS.get(key, ()))} operator(s)")
 
 
 def _apply_recipe(clean: Tensor, recipe: Recipe, generator: torch.Generator | None = None,

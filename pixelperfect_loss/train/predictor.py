@@ -106,7 +106,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
                     reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
-                    overlap_weight: float = 1.0, hue: bool = False, stats: bool = False, device: str | torch.device | None = None) -> DistortionPredictor:
+                    overlap_weight: float = 1.0, hue: bool = False, stats: bool = False,
+                    device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
     A checkpoint ``out/predictor.ckpt`` is written atomically every ``ckpt_every`` steps; with
@@ -122,10 +123,11 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
 
     ``tune_steps`` > 0 adds a second phase after ``steps``: a fresh warm-up and cosine decay from
     ``tune_lr``, with the cross-talk term of :func:`map_loss` weighted by ``cross_weight`` and its
-    overlapping labelled cells by ``overlap_weight`` (0 and 1 in the first phase). Starting it from a trained network lets the term cut cross-talk; from the start of
-    training it made units die (weights/README.md, "Cross-talk tuning"). ``hue`` adds the hue
-    direction to the network's fixed inputs, ``stats`` whole-image tone statistics to its pair head
-    (experiments, weights/README.md).
+    overlapping labelled cells by ``overlap_weight`` (0 and 1 in the first phase). Starting it from a
+    trained network lets the term cut cross-talk; from the start of training it made units die
+    (weights/README.md, "Cross-talk tuning"). ``hue`` adds the hue direction to the network's fixed
+    inputs, ``stats`` the sum of both images' whole-image tone statistics to its pair head (experiments,
+    weights/README.md).
     """
     if tune_steps < 0 or cross_weight < 0:
         raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
