@@ -58,7 +58,7 @@ class PixelPerfect(nn.Module):
         """A named, versioned model (see :func:`pixelperfect_loss.weights.resolve_pretrained`).
 
         Example:
-            >>> PixelPerfect.from_pretrained("pixelperfect-small", revision="v6").training
+            >>> PixelPerfect.from_pretrained("pixelperfect-small", revision="v7").training
             False
         """
         from .weights import resolve_pretrained

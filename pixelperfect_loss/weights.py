@@ -29,7 +29,7 @@ from torch import nn
 
 ENV_VAR = "PIXELPERFECT_WEIGHTS"
 HUB_REPO = "pixelperfect-loss/pixelperfect-small"
-HUB_REVISION = "v6"
+HUB_REVISION = "v7"
 #: Named model versions: name -> (Hub repository, pinned revision). The first ships with the package.
 MODELS: dict[str, tuple[str, str]] = {"pixelperfect-small": (HUB_REPO, HUB_REVISION)}
 NETS = ("predictor", "scorer")
@@ -54,6 +54,9 @@ KNOWN_SHA256: dict[str, str] = {
     # v6: the v5 predictor, a scorer trained on half "other" ranked sets for twice the steps
     f"{HUB_REPO}@v6/predictor.safetensors": "6004dfa43219d133bccafd4a8376c374ac7ded931b4f3ea7df9bc5d6154d117e",
     f"{HUB_REPO}@v6/scorer.safetensors": "6523746d0dab8741960d86ed9307769c78a7ae4ed5cb7d1f946477e409897253",
+    # v7: the predictor with hue inputs and whole-image statistics (runs/v17, seed 0), a scorer trained on it
+    f"{HUB_REPO}@v7/predictor.safetensors": "eb81e4152f72fa68b8f4a96770005f5cb0b2112322290c54236cfc559f86d779",
+    f"{HUB_REPO}@v7/scorer.safetensors": "904bbf7efff4b9bdfafcbcc454b796f80c65cf6388b42ddcde5a4bccb50751fe",
 }
 
 
@@ -276,24 +279,17 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     return path
 
 
-def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+def _verify(file: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     """Refuse NaN or Inf weights and changed ones: tensors that no longer match the digest :func:`save_weights`
-    wrote, or, for installed files written before the digest (v6 and older), a sha256 that is not the published
-    one (a bit flip inside a tensor leaves a readable file: the loss came out NaN)."""
+    wrote (a bit flip inside a tensor leaves a readable file: the loss came out NaN). Every file written since
+    the digest carries it, the installed ones included (v7 on); older published files are sha256-checked when
+    they are downloaded (:func:`find_weights`)."""
     bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
     if bad:
         raise ValueError(f"weights: {file} holds NaN or Inf values in {', '.join(bad)} (a corrupted file?)")
-    if _DIGEST in meta:  # weights retrained into the installed folder (a source checkout's weights/) pass this way
-        if _tensors_sha256(tensors) != meta[_DIGEST]:
-            raise ValueError(f"weights: {file} has tensors that do not match the digest written with them "
-                             f"(a corrupted file?)")
-        return
-    filename = f"{net}.safetensors"
-    expected = KNOWN_SHA256.get(f"{HUB_REPO}@{HUB_REVISION}/{filename}")
-    packaged = _packaged(filename)
-    if expected and packaged is not None and file.resolve() == packaged.resolve() and sha256(file) != expected:
-        raise ValueError(f"weights: the installed {file} has sha256 {sha256(file)}, expected {expected} for "
-                         f"{HUB_REVISION} (a corrupted installation? reinstall pixelperfect-loss)")
+    if _DIGEST in meta and _tensors_sha256(tensors) != meta[_DIGEST]:
+        raise ValueError(f"weights: {file} has tensors that do not match the digest written with them "
+                         f"(a corrupted file?)")
 
 
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
@@ -303,7 +299,7 @@ def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) ->
                         f"{', '.join(HUB_OPTIONS)}")
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
-    _verify(Path(file), net, tensors, meta)
+    _verify(Path(file), tensors, meta)
     with torch.device("meta"):  # check the shapes first, allocating nothing whatever the metadata says
         _check_shapes(build(meta, file, tensors), tensors, f"weights {file}")
     module = build(meta, file, tensors)

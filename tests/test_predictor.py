@@ -17,10 +17,10 @@ def trained():
 
 @pytest.mark.parametrize("shape", [(2, 3, 16, 16), (1, 3, 37, 53), (3, 3, 64, 48)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("stats", [False, True])
-def test_exact_antisymmetry_random_weights(shape, dtype, stats):
+@pytest.mark.parametrize("extras", [False, True])  # v6's network, or the shipped one with hue inputs and statistics
+def test_exact_antisymmetry_random_weights(shape, dtype, extras):
     torch.manual_seed(0)
-    net = DistortionPredictor(stats=stats).to(dtype)
+    net = DistortionPredictor(hue=extras, stats=extras).to(dtype)
     a, b = torch.rand(shape, dtype=dtype), torch.rand(shape, dtype=dtype)
     with torch.no_grad():
         p = net(a, b)
@@ -115,16 +115,16 @@ def test_a_feature_past_the_bound_still_learns_in_training_mode():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("stats", [False, True])
-def test_recomputed_pair_head_gives_the_same_gradients(trained, photos, monkeypatch, dtype, stats):
+@pytest.mark.parametrize("shipped", [True, False])
+def test_recomputed_pair_head_gives_the_same_gradients(trained, photos, monkeypatch, dtype, shipped):
     """Frozen in eval mode with gradients on (as in the loss), the pair head is recomputed in backward
-    instead of keeping its activations; the maps and the image's gradient are the same bit for bit (with the
-    whole-image statistics too, through random weights)."""
+    instead of keeping its activations; the maps and the image's gradient are the same bit for bit (the shipped
+    network with its weights, and v6's, without hue inputs and statistics, through random weights)."""
     from pixelperfect_loss.nets import predictor as module
 
     torch.manual_seed(4)
-    net = DistortionPredictor(stats=stats).to(dtype)
-    if not stats:
+    net = DistortionPredictor(hue=shipped, stats=shipped).to(dtype)
+    if shipped:
         net.load_state_dict(trained.state_dict())
     net.eval().requires_grad_(False)
     ref = photos.to(dtype)

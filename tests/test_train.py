@@ -100,20 +100,19 @@ def test_tuning_phase_belongs_to_the_full_recipe():
 
 def test_the_shipped_weights_were_made_by_the_default_full_recipe():
     # the model card's one command must re-make the packaged weights: its settings are the defaults
-    from pixelperfect_loss.train.__main__ import CROSS_WEIGHT, LR, RECIPES, REUSE, TUNE, TUNE_LR
+    from pixelperfect_loss.train.__main__ import (CROSS_WEIGHT, LR, OVERLAP_WEIGHT, RECIPES, REUSE, TUNE, TUNE_LR,
+                                                  build_parser)
     from pixelperfect_loss.weights import find_weights, read_weights
 
     _, meta = read_weights(find_weights("predictor"))
     steps, batch, crop = RECIPES["predictor"]["full"]
     keys = ("steps", "batch", "crop", "lr", "tune_steps", "tune_lr", "cross_weight", "reuse", "seed", "hue", "stats",
             "overlap_weight")
-    made = {k: meta.get(k) for k in keys}
-    made["hue"] = made["hue"] or "False"  # the packaged file predates the entry: trained without the hue inputs
-    made["stats"] = made["stats"] or "False"  # and without the whole-image statistics
-    made["overlap_weight"] = made["overlap_weight"] or "1.0"  # and overlapping cells weighed as the others
-    assert made == {"steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR),
-                    "tune_steps": str(TUNE["full"]), "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT),
-                    "reuse": str(REUSE), "seed": "0", "hue": "False", "stats": "False", "overlap_weight": "1.0"}
+    args = build_parser().parse_args([])
+    assert {k: meta.get(k) for k in keys} == {
+        "steps": str(steps), "batch": str(batch), "crop": str(crop), "lr": str(LR), "tune_steps": str(TUNE["full"]),
+        "tune_lr": str(TUNE_LR), "cross_weight": str(CROSS_WEIGHT), "reuse": str(REUSE), "seed": str(args.seed),
+        "hue": str(args.hue), "stats": str(args.stats), "overlap_weight": str(OVERLAP_WEIGHT)}
     from pixelperfect_loss.train.scorer import P_OTHER
 
     _, meta = read_weights(find_weights("scorer"))
@@ -128,11 +127,13 @@ def test_command_line_and_function_share_the_first_phase_learning_rate():
     from pixelperfect_loss.train.predictor import train_predictor
 
     assert build_parser().parse_args([]).lr == LR == inspect.signature(train_predictor).parameters["lr"].default
-    # and the network: without the hue inputs by default, in the command, the function and the class
-    assert build_parser().parse_args([]).hue is False is inspect.signature(train_predictor).parameters["hue"].default
-    assert build_parser().parse_args(["--hue"]).hue is True and DistortionPredictor().hue is False
-    assert build_parser().parse_args([]).stats is False is inspect.signature(train_predictor).parameters["stats"].default
-    assert build_parser().parse_args(["--stats"]).stats is True and DistortionPredictor().stats is False
+    # and the network: the shipped one (hue inputs and whole-image statistics) by default, in the command, the
+    # function and the class; --no-hue / --no-stats build v6's
+    sig = inspect.signature(train_predictor).parameters
+    for name in ("hue", "stats"):
+        assert getattr(build_parser().parse_args([]), name) is True is sig[name].default
+        assert getattr(DistortionPredictor(), name) is True
+        assert getattr(build_parser().parse_args([f"--no-{name}"]), name) is False
 
 
 def test_dihedral_gives_eight_distinct_exact_transforms():
@@ -343,25 +344,28 @@ def test_engine_workers_default_by_device(monkeypatch):
     assert main(["--workers", "-1", "--steps", "1"]) == 2
 
 
-def test_hue_option_trains_a_network_with_the_hue_inputs_and_resume_keeps_it(tmp_path):
+@pytest.mark.parametrize("hue", [False, True])
+def test_hue_option_trains_a_network_with_or_without_the_hue_inputs_and_resume_keeps_it(tmp_path, hue):
     from pixelperfect_loss.weights import load_predictor, read_weights
 
-    train_predictor(None, tmp_path, steps=2, batch=2, crop=32, hue=True, progress=False)
-    assert load_predictor(tmp_path / "predictor.safetensors").hue is True
-    assert read_weights(tmp_path / "predictor.safetensors")[1]["hue"] == "True"
+    train_predictor(None, tmp_path, steps=2, batch=2, crop=32, hue=hue, progress=False)
+    assert load_predictor(tmp_path / "predictor.safetensors").hue is hue
+    assert read_weights(tmp_path / "predictor.safetensors")[1]["hue"] == str(hue)
     with pytest.raises(ValueError, match="hue"):  # a checkpoint of one network cannot continue as the other
-        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)
+        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, hue=not hue, resume=True, progress=False)
 
 
-def test_stats_option_trains_a_network_with_the_statistics_and_resume_keeps_it(tmp_path):
+@pytest.mark.parametrize("flag", ["--stats", "--no-stats"])
+def test_stats_option_trains_a_network_with_or_without_the_statistics_and_resume_keeps_it(tmp_path, flag):
     from pixelperfect_loss.weights import load_predictor, read_weights
 
-    assert main(["predictor", "--out", str(tmp_path), "--steps", "2", "--batch", "2", "--crop", "32", "--stats",
+    stats = flag == "--stats"
+    assert main(["predictor", "--out", str(tmp_path), "--steps", "2", "--batch", "2", "--crop", "32", flag,
                  "--no-progress", "--workers", "0"]) == 0
-    assert load_predictor(tmp_path / "predictor.safetensors").stats is True
-    assert read_weights(tmp_path / "predictor.safetensors")[1]["stats"] == "True"
+    assert load_predictor(tmp_path / "predictor.safetensors").stats is stats
+    assert read_weights(tmp_path / "predictor.safetensors")[1]["stats"] == str(stats)
     with pytest.raises(ValueError, match="stats"):  # a checkpoint of one network cannot continue as the other
-        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, resume=True, progress=False)
+        train_predictor(None, tmp_path, steps=2, batch=2, crop=32, stats=not stats, resume=True, progress=False)
 
 
 def test_checkpoints_from_before_the_hue_entry_resume_as_trained_without_it():

@@ -108,13 +108,13 @@ class DistortionPredictor(nn.Module):
     Inputs (N, 3, H, W) in [0, 1] with H, W >= 16; output (N, 8, H, W) in
     :data:`~pixelperfect_loss.channels.CHANNELS` order (or the native 1/4-resolution maps of the
     padded input with ``lowres=True``). This module does not validate its inputs: use
-    :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that. ``hue=True`` adds the
-    hue direction to the fixed inputs (:func:`~pixelperfect_loss.nets.features.fixed_features`; an
-    experiment, not in the shipped weights: weights/README.md, "The hue direction as an input");
-    ``stats=True`` gives the pair head's global context the sum of both images' whole-image tone
-    statistics (:func:`~pixelperfect_loss.nets.features.global_features`), which describes the scene
-    without saying what changed and is the same in both orders (an experiment too; their difference, in an
-    earlier version, spread changes image-wide: weights/README.md).
+    :func:`pixelperfect_loss.functional.distortion_maps` or the loss for that. ``hue`` adds the
+    hue direction to the fixed inputs (:func:`~pixelperfect_loss.nets.features.fixed_features`), and
+    ``stats`` gives the pair head's global context the sum of both images' whole-image tone statistics
+    (:func:`~pixelperfect_loss.nets.features.global_features`), which describes the scene without saying
+    what changed and is the same in both orders (their difference, in an earlier version, spread changes
+    image-wide). Both are on in the shipped weights since v7 and by default; ``False`` builds the
+    networks of v6 and earlier (weights/README.md).
 
     Example:
         >>> net = DistortionPredictor()
@@ -123,7 +123,7 @@ class DistortionPredictor(nn.Module):
         (True, 0.0)
     """
 
-    def __init__(self, width: int = 32, hue: bool = False, stats: bool = False) -> None:
+    def __init__(self, width: int = 32, hue: bool = True, stats: bool = True) -> None:
         super().__init__()
         w1, w2, w3, w4 = width * 3 // 4, width * 3 // 2, width * 2, width // 2
         self.width, self.hue, self.stats = width, hue, stats
@@ -143,11 +143,13 @@ class DistortionPredictor(nn.Module):
         self.out = OddConv1x1(w4, len(CHANNELS))
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16).
+        """Per-image features at 1/4, 1/8 and 1/16 of ``x`` (padded to a multiple of 16), and with ``stats`` the
+        image's whole-image statistics (N, 8).
 
         Example:
-            >>> [f.shape[-1] for f in DistortionPredictor().encode(torch.rand(1, 3, 32, 32))]
-            [8, 4, 2]
+            >>> f4, f8, f16, g = DistortionPredictor().encode(torch.rand(1, 3, 32, 32))
+            >>> [f.shape[-1] for f in (f4, f8, f16)], tuple(g.shape)
+            ([8, 4, 2], (1, 8))
         """
         cells = F.pixel_unshuffle(x, 4)
         if cells.requires_grad:  # recompute the cheap fixed features in backward instead of storing them

@@ -23,9 +23,12 @@ RECIPES = {
 #: second phase of the predictor's recipe: steps with their own warm-up and cosine decay from TUNE_LR, and the
 #: cross-talk term of the map loss weighted CROSS_WEIGHT (weights/README.md, "Cross-talk tuning"). None in the quick
 #: recipe: after 3,000 steps the tone channels are still weak and the term crushed them (saturation 0.07 of 0.6)
-TUNE = {"full": 4000, "quick": 0}
+TUNE = {"full": 8000, "quick": 0}  # 8,000 since v7 (4,000 before)
 TUNE_LR = 2e-4
 CROSS_WEIGHT = 5.0
+#: weight of the tuning phase's error on labelled cells where channels overlap (since v7; 1 before): at 1 the
+#: tuned network hedged with faint maps there, at 3 its cross-talk came back (weights/README.md)
+OVERLAP_WEIGHT = 2.0
 #: peak learning rate of the predictor's first phase. At 2e-3, 2 of 4 seeds had lost units (1/16 features past the
 #: bound, silent SiLU units) by step 1,500, among them the default seed; at 1e-3, 0 of 5 (weights/README.md, "Recipe")
 LR = 1e-3
@@ -74,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"peak learning rate of the predictor's first phase (AdamW, cosine decay; default {LR:g})")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the initial weights")
     p.add_argument("--width", type=int, default=32, help="base channel width of the predictor")
-    p.add_argument("--hue", action="store_true",
-                   help="give the predictor the hue direction of each 4x4 cell as two more fixed inputs (an "
-                        "experiment: it met the accuracy targets but made the loss easier to game; weights/README.md)")
-    p.add_argument("--stats", action="store_true",
-                   help="give the predictor's pair head whole-image tone statistics of both images (mean, spread "
-                        "and colour of the 4x4 cell means), which separate image-wide contrast from brightness and "
-                        "saturation from colour casts (an experiment; weights/README.md)")
+    p.add_argument("--hue", action=argparse.BooleanOptionalAction, default=True,
+                   help="give the predictor the hue direction of each 4x4 cell as two more fixed inputs (default: "
+                        "on, as in the shipped weights since v7; --no-hue builds v6's network)")
+    p.add_argument("--stats", action=argparse.BooleanOptionalAction, default=True,
+                   help="give the predictor's pair head the sum of both images' whole-image tone statistics (mean, "
+                        "spread and colour of the 4x4 cell means): a description of the scene that helps tell "
+                        "image-wide contrast from brightness (default: on, as in the shipped weights since v7)")
     p.add_argument("--ckpt-every", type=int, default=250, help="steps between atomic checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=None,
@@ -101,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cross-weight", type=float, default=CROSS_WEIGHT,
                    help="weight, in the second phase, of the cross-talk term of the map loss: a channel's |map| where "
                         f"only other channels are labelled (default {CROSS_WEIGHT:g})")
-    p.add_argument("--overlap-weight", type=float, default=1.0,
+    p.add_argument("--overlap-weight", type=float, default=OVERLAP_WEIGHT,
                    help="weight, in the second phase, of the map error on labelled cells where two or more channels "
-                        "overlap, relative to other labelled cells (default 1; an experiment: weights/README.md)")
+                        f"overlap, relative to other labelled cells (default {OVERLAP_WEIGHT:g})")
     p.add_argument("--device", default=None,
                    help="'cpu', 'cuda' or 'cuda:N' (default: the GPU when there is one, under torchrun each "
                         "rank's own, else the CPU); the training data are the same on every device")

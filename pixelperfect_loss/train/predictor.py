@@ -106,7 +106,7 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
                     ckpt_every: int = 250, log_every: int = 25, resume: bool = False,
                     progress: bool = True, stop_after: int | None = None, workers: int = 0,
                     reuse: int = 1, tune_steps: int = 0, tune_lr: float = 2e-4, cross_weight: float = 0.0,
-                    overlap_weight: float = 1.0, hue: bool = False, stats: bool = False,
+                    overlap_weight: float = 1.0, hue: bool = True, stats: bool = True,
                     device: str | torch.device | None = None) -> DistortionPredictor:
     """Train a :class:`DistortionPredictor` and write ``out/predictor.safetensors``.
 
@@ -126,8 +126,8 @@ def train_predictor(images: list[Tensor] | str | Path | None, out: str | Path, *
     overlapping labelled cells by ``overlap_weight`` (0 and 1 in the first phase). Starting it from a
     trained network lets the term cut cross-talk; from the start of training it made units die
     (weights/README.md, "Cross-talk tuning"). ``hue`` adds the hue direction to the network's fixed
-    inputs, ``stats`` the sum of both images' whole-image tone statistics to its pair head (experiments,
-    weights/README.md).
+    inputs, ``stats`` the sum of both images' whole-image tone statistics to its pair head (both on in the
+    shipped weights since v7; weights/README.md).
     """
     if tune_steps < 0 or cross_weight < 0:
         raise ValueError(f"tune_steps and cross_weight: expected >= 0, got {tune_steps} and {cross_weight}")
