@@ -16,7 +16,7 @@ full-resolution intermediate is kept for the backward pass:
   across the 4-pixel seams inside blocks.
 
 The network sees the difference of these features between the two images, so a log energy
-becomes a log-ratio. Optionally (``DistortionPredictor(stats=True)``, an experiment), its pair head also
+becomes a log-ratio. With ``DistortionPredictor(stats=True)`` (the default since v7) its pair head also
 reads whole-image tone statistics of the two images, summed (:func:`global_features`).
 """
 
@@ -44,8 +44,8 @@ def _var(x: Tensor, dim: int) -> Tensor:
 
 def fixed_features(cells: Tensor, hue: bool = False) -> Tensor:
     """(N, 48, h, w) space-to-depth(4) cells of an RGB image (h, w even) -> (N, N_FIXED, h, w), or
-    (N, N_FIXED + N_HUE, h, w) with the hue direction (``hue=True``, an experimental input, off in the
-    shipped weights).
+    (N, N_FIXED + N_HUE, h, w) with the hue direction (``hue=True``, an input of the shipped network since
+    v7).
 
     Example:
         >>> cells = torch.nn.functional.pixel_unshuffle(torch.rand(2, 3, 32, 32), 4)

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=32, help="base channel width of the predictor")
     p.add_argument("--hue", action=argparse.BooleanOptionalAction, default=True,
                    help="give the predictor the hue direction of each 4x4 cell as two more fixed inputs (default: "
-                        "on, as in the shipped weights since v7; --no-hue builds v6's network)")
+                        "on, as in the shipped weights since v7; v6's network has neither: --no-hue --no-stats)")
     p.add_argument("--stats", action=argparse.BooleanOptionalAction, default=True,
                    help="give the predictor's pair head the sum of both images' whole-image tone statistics (mean, "
                         "spread and colour of the 4x4 cell means): a description of the scene that helps tell "
