@@ -279,17 +279,25 @@ def save_weights(module: nn.Module, path: str | Path, config: dict[str, Any] | N
     return path
 
 
-def _verify(file: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+def _verify(file: Path, net: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     """Refuse NaN or Inf weights and changed ones: tensors that no longer match the digest :func:`save_weights`
-    wrote (a bit flip inside a tensor leaves a readable file: the loss came out NaN). Every file written since
-    the digest carries it, the installed ones included (v7 on); older published files are sha256-checked when
-    they are downloaded (:func:`find_weights`)."""
+    wrote, or, for an installed file without the digest (one written before it, v6 and older), a sha256 that is
+    not the published one of the installed revision (a bit flip inside a tensor leaves a readable file: the loss
+    came out NaN)."""
     bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
     if bad:
         raise ValueError(f"weights: {file} holds NaN or Inf values in {', '.join(bad)} (a corrupted file?)")
-    if _DIGEST in meta and _tensors_sha256(tensors) != meta[_DIGEST]:
-        raise ValueError(f"weights: {file} has tensors that do not match the digest written with them "
-                         f"(a corrupted file?)")
+    if _DIGEST in meta:  # weights retrained into the installed folder (a source checkout's weights/) pass this way
+        if _tensors_sha256(tensors) != meta[_DIGEST]:
+            raise ValueError(f"weights: {file} has tensors that do not match the digest written with them "
+                             f"(a corrupted file?)")
+        return
+    filename = f"{net}.safetensors"
+    expected = KNOWN_SHA256.get(f"{HUB_REPO}@{HUB_REVISION}/{filename}")
+    packaged = _packaged(filename)
+    if expected and packaged is not None and file.resolve() == packaged.resolve() and sha256(file) != expected:
+        raise ValueError(f"weights: the installed {file} has sha256 {sha256(file)}, expected {expected} for "
+                         f"{HUB_REVISION} (a corrupted installation? reinstall pixelperfect-loss)")
 
 
 def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) -> nn.Module:
@@ -299,7 +307,7 @@ def _load(net: str, build: Any, path: str | Path | None, hub: dict[str, Any]) ->
                         f"{', '.join(HUB_OPTIONS)}")
     file = find_weights(net, path, **hub)
     tensors, meta = read_weights(file)
-    _verify(Path(file), tensors, meta)
+    _verify(Path(file), net, tensors, meta)
     with torch.device("meta"):  # check the shapes first, allocating nothing whatever the metadata says
         _check_shapes(build(meta, file, tensors), tensors, f"weights {file}")
     module = build(meta, file, tensors)

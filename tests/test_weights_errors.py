@@ -119,6 +119,21 @@ def test_corrupted_installed_weights_are_refused(tmp_path, monkeypatch, net):
     assert not load().training  # the real installed files pass
 
 
+@pytest.mark.parametrize("net", ["predictor", "scorer"])
+def test_installed_weights_without_the_digest_are_checked_against_the_published_sha256(tmp_path, monkeypatch, net):
+    """An installed file written before the digest (v6 and older) is checked by the installed revision's published
+    sha256: a changed value in it is refused, where no digest would catch it."""
+    tensors, meta = W.read_weights(W.find_weights(net))
+    meta = {k: v for k, v in meta.items() if k != W._DIGEST}
+    key = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] += 1e-3  # finite: only a checksum sees it
+    save_file(tensors, str(tmp_path / f"{net}.safetensors"), metadata=meta)
+    monkeypatch.setattr(W, "_packaged", lambda filename: tmp_path / filename if filename == f"{net}.safetensors" else None)
+    load = W.load_predictor if net == "predictor" else W.load_scorer
+    with pytest.raises(ValueError, match=f"installed .*{net}.safetensors has sha256 .*expected .* for {W.HUB_REVISION}"):
+        load()
+
 def test_a_changed_value_in_any_saved_file_is_refused(tmp_path):
     """save_weights records a digest of the tensors: a finite bit flip is caught wherever the file lies."""
     good = W.save_weights(DistortionPredictor(width=16), tmp_path / "good" / "predictor.safetensors", {"width": 16})
